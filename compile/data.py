@@ -1,0 +1,266 @@
+"""Readers for the expression data formats users actually have.
+
+- ``fer2013.csv`` (``emotion,pixels,Usage``; plain or ``.gz``),
+- Microsoft's FER+ vote file ``fer2013new.csv`` (row-aligned with fer2013.csv),
+- an image-folder layout ``ROOT/<split>/<class>/*.png|jpg``.
+
+Every reader returns a :class:`FaceSet` of uint8 grey images. A malformed row or file raises
+:class:`DataError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: FER2013's label order (column ``emotion``), which the shipped expression models keep.
+FER_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FER_SIZE = 48
+FER_SPLITS = ("Training", "PublicTest", "PrivateTest")
+
+#: FER+ vote columns, in file order.
+FERPLUS_COLUMNS: tuple[str, ...] = (
+    "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF",
+)
+#: FER+ column -> FER2013 label. Contempt has no FER2013 class; its votes are dropped with unknown/NF.
+FERPLUS_TO_FER = {
+    "neutral": "neutral", "happiness": "happy", "surprise": "surprise", "sadness": "sad",
+    "anger": "angry", "disgust": "disgust", "fear": "fear",
+}
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm")
+#: Folder names seen in the wild for the FER2013 classes (e.g. the atulapra/Emotion-detection export).
+FOLDER_ALIASES = {
+    "angry": "angry", "anger": "angry", "disgust": "disgust", "disgusted": "disgust", "fear": "fear",
+    "fearful": "fear", "happy": "happy", "happiness": "happy", "sad": "sad", "sadness": "sad",
+    "surprise": "surprise", "surprised": "surprise", "neutral": "neutral",
+}
+
+
+class DataError(ValueError):
+    """A data file does not have the expected format; the message names the file and line."""
+
+
+@dataclass
+class FaceSet:
+    """Grey face crops with integer labels into ``labels``."""
+
+    images: np.ndarray  # uint8 [N, H, W]
+    targets: np.ndarray  # int64 [N]
+    labels: tuple[str, ...] = FER_LABELS
+    source: str = ""
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # row index in the source
+
+    def __post_init__(self) -> None:
+        if len(self.images) != len(self.targets):
+            raise ValueError(f"{len(self.images)} images but {len(self.targets)} targets")
+        if self.rows.size == 0:
+            self.rows = np.arange(len(self.images), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, mask: np.ndarray) -> FaceSet:
+        return FaceSet(self.images[mask], self.targets[mask], self.labels, self.source, self.rows[mask])
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.targets, minlength=len(self.labels))
+        return {name: int(c) for name, c in zip(self.labels, counts, strict=True)}
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def _rows(path: Path, expected: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
+    """Yield (line number, row) after checking the header starts with ``expected``."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    with _open_text(path) as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError(f"{path}:1: empty file, expected a header {','.join(expected)}") from None
+        except (UnicodeDecodeError, OSError, EOFError) as exc:
+            raise DataError(f"{path}:1: not a readable CSV ({exc})") from None
+        got = tuple(h.strip() for h in header[: len(expected)])
+        if got != expected:
+            raise DataError(f"{path}:1: header is {','.join(header)!r}, expected {','.join(expected)!r}")
+        try:
+            for row in reader:
+                yield reader.line_num, row
+        except (UnicodeDecodeError, csv.Error, OSError, EOFError) as exc:
+            raise DataError(f"{path}:{reader.line_num}: unreadable ({exc})") from None
+
+
+def read_fer2013_csv(path: str | Path, usages: tuple[str, ...] | None = None) -> dict[str, FaceSet]:
+    """Read fer2013.csv into one FaceSet per ``Usage`` value (Training, PublicTest, PrivateTest).
+
+    ``rows`` of each set holds the 0-based data row, so FER+ votes can be matched to it.
+    """
+    path = Path(path)
+    n_pixels = FER_SIZE * FER_SIZE
+    images: dict[str, list[np.ndarray]] = {}
+    targets: dict[str, list[int]] = {}
+    rows: dict[str, list[int]] = {}
+    row_index = -1
+    for line, row in _rows(path, ("emotion", "pixels", "Usage")):
+        row_index += 1
+        if len(row) != 3:
+            raise DataError(f"{path}:{line}: expected 3 fields emotion,pixels,Usage, got {len(row)}")
+        emotion, pixels, usage = row[0].strip(), row[1], row[2].strip()
+        if not emotion.isdigit() or int(emotion) >= len(FER_LABELS):
+            raise DataError(f"{path}:{line}: emotion {emotion!r} is not an integer in 0..{len(FER_LABELS) - 1}")
+        if usage not in FER_SPLITS:
+            raise DataError(f"{path}:{line}: Usage {usage!r} is not one of {', '.join(FER_SPLITS)}")
+        if usages is not None and usage not in usages:
+            continue
+        try:
+            values = np.array(pixels.split(), dtype=np.int64)
+        except ValueError:
+            raise DataError(f"{path}:{line}: pixels must be space-separated integers") from None
+        if values.size != n_pixels:
+            raise DataError(f"{path}:{line}: {values.size} pixels, expected {n_pixels} ({FER_SIZE}x{FER_SIZE})")
+        if values.min() < 0 or values.max() > 255:
+            raise DataError(f"{path}:{line}: pixel values must lie in 0..255")
+        images.setdefault(usage, []).append(values.astype(np.uint8).reshape(FER_SIZE, FER_SIZE))
+        targets.setdefault(usage, []).append(int(emotion))
+        rows.setdefault(usage, []).append(row_index)
+    if row_index < 0:
+        raise DataError(f"{path}: header only, no data rows")
+    return {
+        usage: FaceSet(
+            np.stack(images[usage]), np.array(targets[usage], dtype=np.int64), FER_LABELS,
+            f"{path.name}:{usage}", np.array(rows[usage], dtype=np.int64),
+        )
+        for usage in images
+    }
+
+
+def read_ferplus_votes(path: str | Path) -> np.ndarray:
+    """Read fer2013new.csv: returns int votes [N, 10] in :data:`FERPLUS_COLUMNS` order, one row per fer2013 row."""
+    path = Path(path)
+    votes = []
+    for line, row in _rows(path, ("Usage", "Image name") + FERPLUS_COLUMNS):
+        if len(row) != 2 + len(FERPLUS_COLUMNS):
+            raise DataError(f"{path}:{line}: expected {2 + len(FERPLUS_COLUMNS)} fields, got {len(row)}")
+        try:
+            counts = [int(v) for v in row[2:]]
+        except ValueError:
+            raise DataError(f"{path}:{line}: vote counts must be integers") from None
+        if min(counts) < 0:
+            raise DataError(f"{path}:{line}: vote counts must not be negative")
+        votes.append(counts)
+    if not votes:
+        raise DataError(f"{path}: header only, no data rows")
+    return np.array(votes, dtype=np.int64)
+
+
+def ferplus_soft_labels(votes: np.ndarray, labels: tuple[str, ...] = FER_LABELS) -> tuple[np.ndarray, np.ndarray]:
+    """Turn FER+ votes into probabilities over ``labels``.
+
+    Returns (probs [N, len(labels)], valid [N]); a row is invalid when none of its votes fall on a FER2013
+    class (only contempt / unknown / not-a-face votes).
+    """
+    probs = np.zeros((len(votes), len(labels)), dtype=np.float32)
+    for col, name in enumerate(FERPLUS_COLUMNS):
+        target = FERPLUS_TO_FER.get(name)
+        if target in labels:
+            probs[:, labels.index(target)] += votes[:, col]
+    total = probs.sum(axis=1)
+    valid = total > 0
+    probs[valid] /= total[valid, None]
+    return probs, valid
+
+
+def _read_grey(path: Path, size: int) -> np.ndarray:
+    import cv2
+
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+    if image is None:
+        raise DataError(f"{path}: not a readable image (expected {', '.join(IMAGE_SUFFIXES)})")
+    if image.shape != (size, size):
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+    return image
+
+
+def read_image_folder(root: str | Path, split: str, size: int = FER_SIZE,
+                      labels: tuple[str, ...] = FER_LABELS) -> FaceSet:
+    """Read ``root/<split>/<class>/*`` images; class folder names may use common aliases (``happiness``...)."""
+    base = Path(root) / split
+    if not base.is_dir():
+        raise DataError(f"{base}: no such folder; expected {root}/{split}/<class>/*.png")
+    images, targets = [], []
+    for folder in sorted(p for p in base.iterdir() if p.is_dir()):
+        name = FOLDER_ALIASES.get(folder.name.lower(), folder.name.lower())
+        if name not in labels:
+            raise DataError(f"{folder}: class folder {folder.name!r} is not one of {', '.join(labels)}")
+        for file in sorted(folder.iterdir()):
+            if file.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            images.append(_read_grey(file, size))
+            targets.append(labels.index(name))
+    if not images:
+        raise DataError(f"{base}: no images found under <class>/ folders")
+    return FaceSet(np.stack(images), np.array(targets, dtype=np.int64), labels, f"{base}")
+
+
+def load_dataset(path: str | Path, split: str) -> FaceSet:
+    """One entry point for the CLI: a fer2013.csv(.gz), a cached .npz, or an image-folder root."""
+    path = Path(path)
+    split_csv = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}.get(split, split)
+    if path.is_dir():
+        folder = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}.get(split_csv, split)
+        if not (path / folder).is_dir() and split_csv == "PrivateTest":
+            folder = "test"
+        return read_image_folder(path, folder)
+    if path.name.endswith((".csv", ".csv.gz")):
+        sets = load_fer2013_cached(path)
+        if split_csv not in sets:
+            raise DataError(f"{path}: no rows with Usage {split_csv!r}; present: {', '.join(sets)}")
+        return sets[split_csv]
+    raise DataError(f"{path}: expected fer2013.csv(.gz) or an image folder with train/ and test/")
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_fer2013_cached(path: str | Path, cache_dir: str | Path | None = None) -> dict[str, FaceSet]:
+    """read_fer2013_csv with an .npz cache keyed by the file's size and mtime (parsing takes ~15 s)."""
+    path = Path(path)
+    cache_root = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "edgefer"
+    stat = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    cache = cache_root / f"fer2013-{key}.npz"
+    if cache.is_file():
+        blob = np.load(cache)
+        return {
+            usage: FaceSet(blob[f"{usage}_x"], blob[f"{usage}_y"], FER_LABELS, f"{path.name}:{usage}",
+                           blob[f"{usage}_rows"])
+            for usage in FER_SPLITS if f"{usage}_x" in blob
+        }
+    sets = read_fer2013_csv(path)
+    cache_root.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for usage, fs in sets.items():
+        arrays.update({f"{usage}_x": fs.images, f"{usage}_y": fs.targets, f"{usage}_rows": fs.rows})
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(cache)
+    return sets

@@ -1,0 +1,173 @@
+"""The toolchain's steps as plain functions; ``edgefer teacher|distill|prune|quantize|eval`` wrap them."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from compile import nets, teacher
+from compile.data import FaceSet, load_dataset
+from compile.quantize import ParityBounds
+from compile.train import TrainConfig, accuracy, fit
+
+
+def _splits(data: str | Path) -> tuple[FaceSet, FaceSet]:
+    return load_dataset(data, "Training"), load_dataset(data, "PublicTest")
+
+
+def make_teacher(data: str | Path, out: str | Path, *, votes: str | Path | None = None,
+                 wrap: list[tuple[str, str]] | None = None, train_arch: str | None = None,
+                 weights: list[float] | None = None, cfg: TrainConfig | None = None) -> dict:
+    """Build the soft-label file ``out`` (.npz) from any mix of teachers.
+
+    ``votes``: FER+ vote file; ``wrap``: (model path, input convention name in teacher.KNOWN_WRAPS);
+    ``train_arch``: train a torch teacher here first. ``weights`` in that order (default equal).
+    """
+    train, val = _splits(data)
+    parts: list[np.ndarray] = []
+    names: list[str] = []
+    report: dict = {}
+    if train_arch:
+        torch.manual_seed((cfg or TrainConfig()).seed)
+        model = nets.build(train_arch, len(train.labels))
+        run_dir = Path(out).with_suffix("")
+        fit(model, train, val, cfg or TrainConfig(epochs=30), run_dir, tag=f"teacher-{train_arch}")
+        from compile.train import predict_logits
+
+        logits = predict_logits(model, train.images)
+        parts.append(torch.softmax(torch.from_numpy(logits), 1).numpy())
+        names.append(f"trained:{train_arch}")
+        report[names[-1]] = {"val_acc": accuracy(model, val), "checkpoint": str(run_dir / "best.pt")}
+    if votes:
+        parts.append(teacher.ferplus_teacher(votes, train))
+        names.append(f"ferplus:{Path(votes).name}")
+    for model_path, convention in wrap or []:
+        if convention not in teacher.KNOWN_WRAPS:
+            raise ValueError(f"unknown input convention {convention!r}; one of {', '.join(teacher.KNOWN_WRAPS)}")
+        parts.append(teacher.wrapped_teacher(model_path, train, teacher.KNOWN_WRAPS[convention]))
+        names.append(f"wrapped:{Path(model_path).name}")
+        val_probs = teacher.wrapped_teacher(model_path, val, teacher.KNOWN_WRAPS[convention])
+        report[names[-1]] = {"val_acc": teacher.teacher_agreement(val_probs, val)}
+    if not parts:
+        raise ValueError("no teacher given: pass votes, wrap or train_arch")
+    probs = teacher.combine(parts, weights)
+    for name, part in zip(names, parts, strict=True):
+        report.setdefault(name, {})["train_agreement"] = teacher.teacher_agreement(part, train)
+    description = {"teachers": names, "weights": weights or [1.0] * len(parts), "report": report,
+                   "train_agreement": teacher.teacher_agreement(probs, train), "data": str(data)}
+    teacher.save_soft_labels(out, probs, train, description)
+    return description
+
+
+def distill(data: str | Path, out_dir: str | Path, *, arch: str = "student", soft_labels: str | Path | None = None,
+            cfg: TrainConfig | None = None) -> dict:
+    """Train a student; with ``soft_labels`` it is Hinton distillation, without it the same recipe on hard labels."""
+    train, val = _splits(data)
+    cfg = cfg or TrainConfig()
+    soft, description = (None, None)
+    if soft_labels:
+        soft, description = teacher.load_soft_labels(soft_labels, train)
+    else:
+        cfg = cfg.model_copy(update={"alpha": 0.0})
+    torch.manual_seed(cfg.seed)
+    model = nets.build(arch, len(train.labels))
+    history = fit(model, train, val, cfg, out_dir, soft_targets=soft, tag=f"distill-{arch}")
+    macs, params = nets.count_macs(model)
+    summary = {"arch": arch, "val_acc": history["best_val_acc"], "macs": macs, "params": params,
+               "teacher": description, "config": cfg.model_dump()}
+    Path(out_dir, "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def prune(data: str | Path, model_path: str | Path, out_dir: str | Path, *, ratio: float = 0.4,
+          soft_labels: str | Path | None = None, cfg: TrainConfig | None = None) -> dict:
+    """Structured pruning of a trained model, then fine-tuning (with the teacher when one is given)."""
+    from compile.prune import prune_channels
+
+    train, val = _splits(data)
+    model = torch.load(model_path, weights_only=False)
+    acc_before = accuracy(model, val)
+    stats = prune_channels(model, ratio)
+    acc_pruned = accuracy(model, val)
+    cfg = cfg or TrainConfig(epochs=10, lr=0.02)
+    soft = teacher.load_soft_labels(soft_labels, train)[0] if soft_labels else None
+    if soft is None:
+        cfg = cfg.model_copy(update={"alpha": 0.0})
+    history = fit(model, train, val, cfg, out_dir, soft_targets=soft, tag=f"prune-{ratio}")
+    summary = {**stats, "val_acc_before": acc_before, "val_acc_after_prune": acc_pruned,
+               "val_acc_after_finetune": history["best_val_acc"], "source": str(model_path),
+               "config": cfg.model_dump()}
+    Path(out_dir, "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def tool_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for pkg in ("torch", "torch-pruning", "onnx", "onnxruntime", "onnx2tf", "tensorflow-cpu", "tensorflow",
+                "ai-edge-litert", "numpy", "opencv-python-headless", "edgefer"):
+        with contextlib.suppress(PackageNotFoundError):
+            found[pkg] = version(pkg)
+    return found
+
+
+def quantize(data: str | Path, model_path: str | Path, name: str, models_dir: str | Path = "models", *,
+             test_split: str = "PrivateTest", bounds: ParityBounds | None = None, provenance: dict | None = None,
+             reports_dir: str | Path = "reports", crop_margin: float = 0.0, task: str = "expression") -> dict:
+    """Export ONNX, convert to full-int8 TFLite, gate on parity, evaluate, and ship model + sidecar."""
+    import datetime
+    import shutil
+
+    from compile import evaluate
+    from compile.quantize import calibration_images, check_parity, convert_int8, export_onnx, run_tflite, tflite_ops
+    from edge.contract import CropSpec, InputSpec, ModelContract, OutputSpec, sha256_of, write_contract
+
+    bounds = bounds or ParityBounds()
+    train = load_dataset(data, "Training")
+    test = load_dataset(data, test_split)
+    model = torch.load(model_path, weights_only=False)
+    model.eval()
+    size = train.images.shape[1]
+    models_dir, reports = Path(models_dir), Path(reports_dir) / name
+    reports.mkdir(parents=True, exist_ok=True)
+    models_dir.mkdir(parents=True, exist_ok=True)
+
+    onnx_path = export_onnx(model, reports / f"{name}.onnx", size)
+    tflites = convert_int8(onnx_path, calibration_images(train), reports / "tflite")
+    ops = tflite_ops(tflites["int8"])
+    if any(op.startswith("FLEX") or op == "CUSTOM" for op in ops):
+        raise RuntimeError(f"int8 model contains ops a plain TFLite runtime cannot run: {ops}")
+    parity = check_parity(onnx_path, tflites["float32"], tflites["int8"], test, bounds)
+    logits, io = run_tflite(tflites["int8"], test.images)
+    report = evaluate.classification_report(test.targets, logits, test.labels)
+    evaluate.write_json(report, reports / "eval_int8.json")
+    evaluate.plot_confusion(report, reports / "confusion_int8.png",
+                            f"{name} int8 on {test.source}: acc {report['accuracy']:.3f}, UAR {report['uar']:.3f}")
+
+    tflite_out = models_dir / f"{name}.tflite"
+    shutil.copy(tflites["int8"], tflite_out)
+    shutil.copy(onnx_path, models_dir / f"{name}.onnx")
+    macs, params = nets.count_macs(model, size)
+    contract = ModelContract(
+        name=name, task=task, file=tflite_out.name, format="tflite", target="cpu",
+        sha256=sha256_of(tflite_out), bytes=tflite_out.stat().st_size, labels=list(test.labels),
+        input=InputSpec(height=size, width=size, channels=1, colour="grey", layout="NHWC",
+                        dtype=io["input"]["dtype"], scale=io["input"]["scale"], zero_point=io["input"]["zero_point"]),
+        output=OutputSpec(dtype=io["output"]["dtype"], scale=io["output"]["scale"],
+                          zero_point=io["output"]["zero_point"], kind="logits"),
+        crop=CropSpec(margin=crop_margin, square=True, align="none", interpolation="area"),
+        threads=1, params=params, macs=macs,
+        metrics={"test": {"split": test.source, "accuracy": report["accuracy"], "uar": report["uar"],
+                          "macro_f1": report["macro_f1"]}, "parity": parity, "ops": ops},
+        dataset={"name": "FER2013", "train": "Training", "validation": "PublicTest", "test": test_split,
+                 "source": Path(data).name},
+        teacher=(provenance or {}).get("teacher"), recipe=(provenance or {}).get("recipe", {}),
+        tools=tool_versions(), created=datetime.date.today().isoformat(),
+    )
+    write_contract(contract, tflite_out.with_suffix(".json"))
+    return {"model": str(tflite_out), "bytes": contract.bytes, "parity": parity, "eval": report}

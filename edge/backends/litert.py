@@ -1,0 +1,88 @@
+"""TFLite on the CPU with XNNPACK: ai-edge-litert, else tflite-runtime, else TensorFlow's tf.lite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from edge.backends import Backend, BackendConfig, BackendUnavailable, dequantize_output, quantize_input
+from edge.contract import ContractError, ModelContract
+
+
+def load_interpreter_class():
+    """The first TFLite interpreter that imports, and where it came from."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai-edge-litert"
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter, "tflite-runtime"
+    except ImportError:
+        pass
+    try:
+        import tensorflow as tf  # noqa: F401 - last resort on a workstation; never installed on the device
+
+        return tf.lite.Interpreter, "tensorflow"
+    except ImportError:
+        raise BackendUnavailable("no TFLite interpreter: pip install ai-edge-litert") from None
+
+
+class LiteRTConfig(BackendConfig):
+    type: Literal["litert"] = "litert"
+    threads: int = Field(1, ge=1, le=64, description="XNNPACK threads")
+
+
+class LiteRTBackend(Backend):
+    type_key = "litert"
+    formats = ("tflite",)
+    config_class = LiteRTConfig
+
+    def __init__(self, model_path: Path, contract: ModelContract, config: LiteRTConfig) -> None:
+        super().__init__(model_path, contract, config)
+        interpreter_class, self.library = load_interpreter_class()
+        try:
+            self.interpreter = interpreter_class(model_path=str(model_path), num_threads=config.threads)
+        except (ValueError, RuntimeError) as exc:
+            raise ContractError(f"{model_path}: not a loadable TFLite model ({exc})") from None
+        self.interpreter.allocate_tensors()
+        self._in = self.interpreter.get_input_details()[0]
+        self._out = self.interpreter.get_output_details()[0]
+        self._check_contract()
+
+    def _check_contract(self) -> None:
+        spec = self.contract.input
+        want = [1, spec.height, spec.width, spec.channels] if spec.layout == "NHWC" else \
+            [1, spec.channels, spec.height, spec.width]
+        got = [int(v) for v in self._in["shape"]]
+        problems = []
+        if got != want:
+            problems.append(f"input shape {got}, sidecar says {want}")
+        if np.dtype(self._in["dtype"]).name != spec.dtype:
+            problems.append(f"input dtype {np.dtype(self._in['dtype']).name}, sidecar says {spec.dtype}")
+        scale, zero = self._in["quantization"]
+        if spec.dtype != "float32" and (abs(scale - spec.scale) > 1e-6 or zero != spec.zero_point):
+            problems.append(f"input quantisation ({scale}, {zero}), sidecar says ({spec.scale}, {spec.zero_point})")
+        n_out = int(np.prod(self._out["shape"]))
+        if n_out != len(self.contract.labels):
+            problems.append(f"{n_out} outputs, sidecar lists {len(self.contract.labels)} labels")
+        if problems:
+            raise ContractError(f"{self.model_path}: breaks its contract: " + "; ".join(problems))
+
+    def infer(self, crops: np.ndarray) -> np.ndarray:
+        x = quantize_input(crops, self.contract)
+        out = np.empty((len(x), len(self.contract.labels)), dtype=np.float32)
+        for i in range(len(x)):
+            self.interpreter.set_tensor(self._in["index"], x[i:i + 1])
+            self.interpreter.invoke()
+            out[i] = dequantize_output(self.interpreter.get_tensor(self._out["index"]), self.contract).reshape(-1)
+        return out
+
+    def describe(self) -> str:
+        return f"litert ({self.library}, {self.config.threads} thread(s), XNNPACK) {self.model_path.name}"

@@ -1,0 +1,42 @@
+"""ONNX models through onnxruntime (CPU provider; GPU providers when the Jetson build has them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from edge.backends import Backend, BackendConfig, BackendUnavailable, dequantize_output, quantize_input
+from edge.contract import ModelContract
+
+
+class OnnxConfig(BackendConfig):
+    type: Literal["onnxruntime"] = "onnxruntime"
+    threads: int = Field(1, ge=1, le=64)
+    providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"])
+
+
+class OnnxBackend(Backend):
+    type_key = "onnxruntime"
+    formats = ("onnx",)
+    config_class = OnnxConfig
+
+    def __init__(self, model_path: Path, contract: ModelContract, config: OnnxConfig) -> None:
+        super().__init__(model_path, contract, config)
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime") from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = config.threads
+        available = set(ort.get_available_providers())
+        providers = [p for p in config.providers if p in available] or ["CPUExecutionProvider"]
+        self.session = ort.InferenceSession(str(model_path), options, providers=providers)
+        self._input = self.session.get_inputs()[0].name
+
+    def infer(self, crops: np.ndarray) -> np.ndarray:
+        x = quantize_input(crops, self.contract)
+        outs = [self.session.run(None, {self._input: x[i:i + 1]})[0] for i in range(len(x))]
+        return dequantize_output(np.concatenate(outs), self.contract) if outs else np.zeros((0, 0), np.float32)

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fixtures import write_fer2013, write_ferplus  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def fer_files(tmp_path_factory) -> dict[str, Path]:
+    """A small fer2013.csv.gz + row-aligned fer2013new.csv."""
+    root = tmp_path_factory.mktemp("fer")
+    csv_path = root / "fer2013.csv.gz"
+    labels = write_fer2013(csv_path, {"Training": 700, "PublicTest": 140, "PrivateTest": 140}, gz=True)
+    votes = root / "fer2013new.csv"
+    write_ferplus(votes, labels)
+    return {"csv": csv_path, "votes": votes, "root": root}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))

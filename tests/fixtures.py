@@ -1,0 +1,63 @@
+"""Small data files in the real formats, generated (no ../shared in tests)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from compile.data import FER_LABELS, FERPLUS_COLUMNS, FERPLUS_TO_FER
+
+
+def synthetic_face(label: int, rng: np.random.Generator, size: int = 48) -> np.ndarray:
+    """A grey face-like blob whose class is the number of stripes across it (survives flips, shifts and light
+    changes, so a tiny net learns it in a few steps), plus noise."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    img = 110 + 50 * np.sin(2 * np.pi * (label + 1) * xx / size + rng.uniform(0, 2 * np.pi))
+    face = ((xx - size / 2) / (size / 2.6)) ** 2 + ((yy - size / 2) / (size / 2.2)) ** 2 < 1
+    img = np.where(face, img, 60.0) + rng.normal(0, 8, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_fer2013(path: Path, per_split: dict[str, int], seed: int = 0, gz: bool = False) -> np.ndarray:
+    """Write fer2013.csv rows (emotion,pixels,Usage); returns the labels in row order."""
+    rng = np.random.default_rng(seed)
+    labels = []
+    with (gzip.open(path, "wt", newline="") if gz else open(path, "w", newline="")) as fh:
+        w = csv.writer(fh)
+        w.writerow(["emotion", "pixels", "Usage"])
+        for usage, n in per_split.items():
+            for i in range(n):
+                label = i % len(FER_LABELS)
+                labels.append(label)
+                w.writerow([label, " ".join(map(str, synthetic_face(label, rng).ravel())), usage])
+    return np.array(labels)
+
+
+def write_ferplus(path: Path, labels: np.ndarray, seed: int = 0) -> None:
+    """fer2013new.csv votes: 10 votes per row, mostly on the row's label; every 11th row is all 'unknown'."""
+    rng = np.random.default_rng(seed)
+    fer_to_col = {fer: FERPLUS_COLUMNS.index(col) for col, fer in FERPLUS_TO_FER.items()}
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["Usage", "Image name", *FERPLUS_COLUMNS])
+        for i, label in enumerate(labels):
+            votes = [0] * len(FERPLUS_COLUMNS)
+            if i % 11 == 10:
+                votes[FERPLUS_COLUMNS.index("unknown")] = 10
+            else:
+                votes[fer_to_col[FER_LABELS[label]]] = 7
+                votes[int(rng.integers(0, 7))] += 3
+            w.writerow(["Training", f"fer{i:07d}.png", *votes])
+
+
+def write_image_folder(root: Path, per_class: int, split: str = "train", seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(FER_LABELS):
+        folder = root / split / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            cv2.imwrite(str(folder / f"im{i}.png"), synthetic_face(label, rng))
