@@ -85,15 +85,18 @@ def plot_confusion(report: dict, path: str | Path, title: str = "") -> Path:
 
 
 def plot_history(histories: list[dict], path: str | Path) -> Path:
-    """Training loss and validation accuracy per epoch, one line per run (history.json files)."""
+    """Training loss and validation accuracy per epoch, one line per run (history.json files); runs that
+    continue an earlier one (prune after distill) start where it ended on the epoch axis."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    offset = 0
     for h in histories:
-        epochs = [e["epoch"] for e in h["epochs"]]
+        epochs = [offset + e["epoch"] for e in h["epochs"]]
+        offset = epochs[-1] if epochs else offset
         ax_loss.plot(epochs, [e["loss"] for e in h["epochs"]], label=h.get("tag", ""))
         ax_acc.plot(epochs, [e["val_acc"] for e in h["epochs"]], label=h.get("tag", ""))
     ax_loss.set_xlabel("epoch")

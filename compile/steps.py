@@ -105,6 +105,20 @@ def prune(data: str | Path, model_path: str | Path, out_dir: str | Path, *, rati
     return summary
 
 
+def provenance_of(model_path: str | Path) -> dict:
+    """The recipe behind a .pt: follows the ``summary.json`` of its run folder back through its sources
+    (prune -> distill), collecting each step and the teacher that was used."""
+    steps_seen: list[dict] = []
+    teacher_desc = None
+    path: Path | None = Path(model_path)
+    while path is not None and (path.parent / "summary.json").is_file() and len(steps_seen) < 10:
+        summary = json.loads((path.parent / "summary.json").read_text())
+        teacher_desc = teacher_desc or summary.get("teacher")
+        steps_seen.append({k: v for k, v in summary.items() if k != "teacher"} | {"run": str(path.parent)})
+        path = Path(summary["source"]) if summary.get("source") else None
+    return {"teacher": teacher_desc, "recipe": {"steps": list(reversed(steps_seen))}}
+
+
 def tool_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -128,6 +142,7 @@ def quantize(data: str | Path, model_path: str | Path, name: str, models_dir: st
     from edge.contract import CropSpec, InputSpec, ModelContract, OutputSpec, sha256_of, write_contract
 
     bounds = bounds or ParityBounds()
+    provenance = provenance if provenance is not None else provenance_of(model_path)
     train = load_dataset(data, "Training")
     test = load_dataset(data, test_split)
     model = torch.load(model_path, weights_only=False)
@@ -148,6 +163,10 @@ def quantize(data: str | Path, model_path: str | Path, name: str, models_dir: st
     evaluate.write_json(report, reports / "eval_int8.json")
     evaluate.plot_confusion(report, reports / "confusion_int8.png",
                             f"{name} int8 on {test.source}: acc {report['accuracy']:.3f}, UAR {report['uar']:.3f}")
+    histories = [json.loads(Path(s["run"], "history.json").read_text())
+                 for s in provenance.get("recipe", {}).get("steps", []) if Path(s["run"], "history.json").is_file()]
+    if histories:
+        evaluate.plot_history(histories, reports / "training_curves.png")
 
     tflite_out = models_dir / f"{name}.tflite"
     shutil.copy(tflites["int8"], tflite_out)
@@ -166,7 +185,7 @@ def quantize(data: str | Path, model_path: str | Path, name: str, models_dir: st
                           "macro_f1": report["macro_f1"]}, "parity": parity, "ops": ops},
         dataset={"name": "FER2013", "train": "Training", "validation": "PublicTest", "test": test_split,
                  "source": Path(data).name},
-        teacher=(provenance or {}).get("teacher"), recipe=(provenance or {}).get("recipe", {}),
+        teacher=provenance.get("teacher"), recipe=provenance.get("recipe", {}),
         tools=tool_versions(), created=datetime.date.today().isoformat(),
     )
     write_contract(contract, tflite_out.with_suffix(".json"))

@@ -29,8 +29,7 @@ def built(fer_files, tmp_path_factory):
                          cfg=TrainConfig(**{**FAST, "epochs": 3, "lr": 0.02}))
     shipped = steps.quantize(data, work / "pruned" / "best.pt", "tiny", work / "models",
                              reports_dir=work / "reports", crop_margin=0.09,
-                             bounds=ParityBounds(max_accuracy_drop=0.05, min_top1_agreement=0.9),
-                             provenance={"teacher": desc, "recipe": {"arch": "micro"}})
+                             bounds=ParityBounds(max_accuracy_drop=0.05, min_top1_agreement=0.9))
     return {"work": work, "data": data, "teacher": desc, "student": student, "pruned": pruned,
             "shipped": shipped}
 
@@ -63,6 +62,9 @@ def test_int8_model_is_full_integer_with_raw_pixel_input(built):
     assert contract.teacher["teachers"] == ["ferplus:fer2013new.csv"]
     assert not any(op.startswith("FLEX") for op in contract.metrics["ops"])
     assert (built["work"] / "models" / "tiny.onnx").is_file()
+    runs = [s["run"] for s in contract.recipe["steps"]]
+    assert runs == [str(built["work"] / "student"), str(built["work"] / "pruned")]
+    assert (built["work"] / "reports" / "tiny" / "training_curves.png").is_file()
 
 
 def test_parity_report_and_gate(built, fer_files):

