@@ -32,6 +32,8 @@ class TrainConfig(BaseModel):
     label_smoothing: float = Field(0.1, ge=0, lt=1)
     temperature: float = Field(4.0, gt=0, le=50, description="distillation temperature (Hinton)")
     alpha: float = Field(0.7, ge=0, le=1, description="weight of the soft (teacher) loss; 0 = hard labels only")
+    class_balance: float = Field(0.0, ge=0, le=1, description="per-sample weight (class count / mean)^-beta; "
+                                 "0 = none, 1 = fully inverse-frequency (lifts UAR on rare classes such as disgust)")
     seed: int = 0
     threads: int = Field(2, ge=1, le=256)
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap, for smoke tests")
@@ -44,22 +46,32 @@ def soften(probs: np.ndarray | torch.Tensor, temperature: float) -> torch.Tensor
     return torch.softmax(torch.log(p) / temperature, dim=1)
 
 
+def class_weights(targets: np.ndarray, n_classes: int, beta: float) -> torch.Tensor:
+    """(count_c / mean count)^-beta, normalised so the average sample weight stays 1."""
+    counts = np.bincount(targets, minlength=n_classes).astype(np.float64).clip(1)
+    w = (counts / counts.mean()) ** -beta
+    w /= (w[targets]).mean()
+    return torch.tensor(w, dtype=torch.float32)
+
+
 def distillation_loss(logits: torch.Tensor, hard: torch.Tensor, soft: torch.Tensor | None,
-                      cfg: TrainConfig, has_soft: torch.Tensor | None = None) -> torch.Tensor:
-    """Per sample: (1-alpha) * CE(hard label) + alpha * T^2 * KL(teacher_T || student_T).
+                      cfg: TrainConfig, has_soft: torch.Tensor | None = None,
+                      sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Per sample: (1-alpha) * CE(hard label) + alpha * T^2 * KL(teacher_T || student_T), weighted mean.
 
     Samples without a teacher opinion (``has_soft`` False) get the hard loss alone.
     """
     ce = F.cross_entropy(logits, hard, label_smoothing=cfg.label_smoothing, reduction="none")
+    sw = sample_weight if sample_weight is not None else torch.ones_like(ce)
     if soft is None or cfg.alpha == 0:
-        return ce.mean()
+        return (sw * ce).mean()
     t = cfg.temperature
     log_student = F.log_softmax(logits / t, dim=1)
     kd = (soft * (torch.log(soft.clamp_min(1e-8)) - log_student)).sum(dim=1) * t * t
     w = torch.full_like(ce, cfg.alpha)
     if has_soft is not None:
         w = w * has_soft.float()
-    return ((1 - w) * ce + w * kd).mean()
+    return (sw * ((1 - w) * ce + w * kd)).mean()
 
 
 @torch.no_grad()
@@ -132,6 +144,8 @@ def fit(model: nn.Module, train: FaceSet, val: FaceSet, cfg: TrainConfig, out_di
 
     images = torch.from_numpy(train.images).float().unsqueeze(1)
     targets = torch.from_numpy(train.targets)
+    weights = class_weights(train.targets, len(train.labels), cfg.class_balance)[targets] \
+        if cfg.class_balance > 0 else None
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         t0 = time.monotonic()
@@ -142,10 +156,11 @@ def fit(model: nn.Module, train: FaceSet, val: FaceSet, cfg: TrainConfig, out_di
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             x = augment_batch(images[idx], cfg.augment, gen)
             logits = model(x)
+            sw = weights[idx] if weights is not None else None
             if soft_all is None:
-                loss = distillation_loss(logits, targets[idx], None, cfg)
+                loss = distillation_loss(logits, targets[idx], None, cfg, sample_weight=sw)
             else:
-                loss = distillation_loss(logits, targets[idx], soft_all[idx], cfg, has_soft[idx])
+                loss = distillation_loss(logits, targets[idx], soft_all[idx], cfg, has_soft[idx], sw)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

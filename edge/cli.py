@@ -77,7 +77,8 @@ def _train_config(args: argparse.Namespace, **defaults):
     from compile.train import TrainConfig
 
     values = {**defaults}
-    for field in ("epochs", "batch_size", "lr", "temperature", "alpha", "threads", "seed", "max_steps_per_epoch"):
+    for field in ("epochs", "batch_size", "lr", "temperature", "alpha", "threads", "seed", "max_steps_per_epoch",
+                  "class_balance"):
         value = getattr(args, field, None)
         if value is not None:
             values[field] = value
@@ -91,6 +92,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--max-steps-per-epoch", dest="max_steps_per_epoch", type=int, help="for smoke runs")
+    p.add_argument("--class-balance", dest="class_balance", type=float,
+                   help="0..1: weight rare classes up by (count/mean)^-beta (raises UAR)")
 
 
 def _cmd_teacher(args: argparse.Namespace) -> int:

