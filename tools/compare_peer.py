@@ -18,7 +18,7 @@ from pathlib import Path
 from compile.data import load_dataset
 from compile.evaluate import classification_report
 from compile.teacher import KNOWN_WRAPS, wrapped_teacher
-from edge.contract import load_contract
+from edge.contract import load_contract, sidecar_path, write_contract
 from edge.latency import compare_latency
 from edge.models import Classifier, resolve
 
@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", help="shipped name or path (repeatable); default fer-student")
     ap.add_argument("--rounds", type=int, default=3000)
     ap.add_argument("--out", type=Path, default=Path("reports/compare_peer"))
+    ap.add_argument("--record", action="store_true", help="write the latency figures into each model's sidecar")
     args = ap.parse_args()
 
     test = load_dataset(args.data, args.split)
@@ -67,6 +68,20 @@ def main() -> None:
     (args.out / "compare_peer.json").write_text(json.dumps(
         {"split": test.source, "n": len(test), "machine": machine, "rows": rows}, indent=2))
     _plot(rows, args.out / "accuracy_vs_latency.png", machine)
+    if args.record:
+        for name, path in paths.items():
+            if name.startswith("peer:"):
+                continue
+            contract = load_contract(path)
+            contract.metrics["latency"] = {
+                "machine": machine, "threads": 1, "median_ms": rows[name]["median_ms"],
+                "peer": Path(args.peer).name, "peer_median_ms": peer_ms,
+                "speedup_vs_peer": rows[name]["speedup_vs_peer"], "library": rows[name]["library"],
+                "tool": "tools/compare_peer.py",
+            }
+            contract.metrics["peer"] = {"name": Path(args.peer).name, "accuracy": rows[peer_name]["accuracy"],
+                                        "uar": rows[peer_name]["uar"], "split": test.source}
+            write_contract(contract, sidecar_path(path))
     print(f"wrote {args.out / 'compare_peer.json'} and accuracy_vs_latency.png")
 
 
@@ -97,6 +112,7 @@ def _plot(rows: dict[str, dict], path: Path, machine: str) -> None:
     ax.set_title(f"accuracy vs latency ({machine})", fontsize=9)
     xs = [r["median_ms"] for r in rows.values()]
     ax.set_xlim(0, max(xs) * 1.5)
+    ax.margins(y=0.2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
