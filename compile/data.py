@@ -216,14 +216,32 @@ def read_image_folder(root: str | Path, split: str, size: int = FER_SIZE,
     return FaceSet(np.stack(images), np.array(targets, dtype=np.int64), labels, f"{base}")
 
 
+#: Share of train/ held out for validation when an image folder has no val/ (choosing on test/ would flatter).
+FOLDER_VAL_SHARE = 0.1
+
+
+def _held_out(n: int, targets: np.ndarray) -> np.ndarray:
+    """Deterministic, class-stratified validation mask over a folder's training images."""
+    mask = np.zeros(n, dtype=bool)
+    for c in np.unique(targets):
+        idx = np.flatnonzero(targets == c)
+        mask[idx[:: max(2, round(1 / FOLDER_VAL_SHARE))]] = True
+    return mask
+
+
 def load_dataset(path: str | Path, split: str) -> FaceSet:
-    """One entry point for the CLI: a fer2013.csv(.gz), a cached .npz, or an image-folder root."""
+    """One entry point for the CLI: a fer2013.csv(.gz) or an image-folder root (train/, optional val/, test/).
+
+    Splits are named as in fer2013.csv (Training, PublicTest = validation, PrivateTest = test) or train/val/test.
+    """
     path = Path(path)
     split_csv = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}.get(split, split)
     if path.is_dir():
         folder = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}.get(split_csv, split)
-        if not (path / folder).is_dir() and split_csv == "PrivateTest":
-            folder = "test"
+        if folder in ("train", "val") and not (path / "val").is_dir():
+            train = read_image_folder(path, "train")
+            held = _held_out(len(train), train.targets)
+            return train.subset(held if folder == "val" else ~held)
         return read_image_folder(path, folder)
     if path.name.endswith((".csv", ".csv.gz")):
         sets = load_fer2013_cached(path)

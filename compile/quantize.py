@@ -108,18 +108,24 @@ def tflite_ops(path: str | Path) -> list[str]:
     return sorted({op["op_name"] for op in interp._get_ops_details()})
 
 
-def run_tflite(path: str | Path, images: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Logits for uint8 crops [N,H,W] through ai-edge-litert (one thread), and the I/O quantisation."""
+def run_tflite(path: str | Path, images: np.ndarray, threads: int = 1, desc: str | None = None,
+               ) -> tuple[np.ndarray, dict]:
+    """Outputs for grey images [N,H,W] (real values: raw pixels, or whatever the model expects) through
+    ai-edge-litert, quantising in and out per the model's own parameters; NHWC or NCHW input. Returns the
+    float outputs and the I/O description."""
     from ai_edge_litert.interpreter import Interpreter
+    from tqdm import tqdm
 
-    interp = Interpreter(model_path=str(path), num_threads=1)
+    interp = Interpreter(model_path=str(path), num_threads=threads)
     interp.allocate_tensors()
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    shape = [int(v) for v in inp["shape"]]
+    nchw = len(shape) == 4 and shape[1] == 1 and shape[3] != 1
     in_scale, in_zero = inp["quantization"]
     out_scale, out_zero = out["quantization"]
     logits = np.empty((len(images), int(np.prod(out["shape"]))), dtype=np.float32)
-    for i, im in enumerate(images):
-        x = im.astype(np.float32)[None, ..., None]
+    for i, im in enumerate(tqdm(images, desc=desc, disable=None if desc else True)):
+        x = im.astype(np.float32)[None, None] if nchw else im.astype(np.float32)[None, ..., None]
         if inp["dtype"] != np.float32:
             info = np.iinfo(inp["dtype"])
             x = np.clip(np.round(x / in_scale + in_zero), info.min, info.max)
@@ -129,7 +135,7 @@ def run_tflite(path: str | Path, images: np.ndarray) -> tuple[np.ndarray, dict]:
         if out["dtype"] != np.float32:
             y = (y - out_zero) * out_scale
         logits[i] = y.reshape(-1)
-    io = {"input": {"dtype": np.dtype(inp["dtype"]).name, "shape": [int(v) for v in inp["shape"]],
+    io = {"input": {"dtype": np.dtype(inp["dtype"]).name, "shape": shape,
                     "scale": float(in_scale), "zero_point": int(in_zero)},
           "output": {"dtype": np.dtype(out["dtype"]).name, "scale": float(out_scale), "zero_point": int(out_zero)}}
     return logits, io

@@ -57,28 +57,9 @@ def _prepare(images: np.ndarray, spec: WrapSpec) -> np.ndarray:
 
 
 def _run_tflite(path: Path, x: np.ndarray) -> np.ndarray:
-    from ai_edge_litert.interpreter import Interpreter
+    from compile.quantize import run_tflite
 
-    interp = Interpreter(model_path=str(path), num_threads=2)
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    shape = list(inp["shape"])
-    nchw = len(shape) == 4 and shape[1] == 1 and shape[3] != 1
-    interp.allocate_tensors()
-    results = []
-    for im in tqdm(x, desc=f"teacher {path.name}", disable=None):
-        arr = im[None, None] if nchw else im[None, ..., None]
-        if inp["dtype"] != np.float32:
-            s, z = inp["quantization"]
-            info = np.iinfo(inp["dtype"])
-            arr = np.clip(np.round(arr / s + z), info.min, info.max)
-        interp.set_tensor(inp["index"], arr.astype(inp["dtype"]))
-        interp.invoke()
-        y = interp.get_tensor(out["index"]).astype(np.float32)
-        if out["dtype"] != np.float32:
-            s, z = out["quantization"]
-            y = (y - z) * s
-        results.append(y.reshape(-1))
-    return np.stack(results)
+    return run_tflite(path, x, threads=2, desc=f"teacher {path.name}")[0]
 
 
 def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:

@@ -119,8 +119,10 @@ def test_image_folder_layout_with_aliases(tmp_path):
     data = read_image_folder(tmp_path, "train")
     assert len(data) == 14
     assert data.class_counts() == {name: 2 for name in FER_LABELS}
+    write_image_folder(tmp_path, per_class=1, split="val")
     via_loader = load_dataset(tmp_path, "Training")
     assert np.array_equal(via_loader.images, data.images)
+    assert len(load_dataset(tmp_path, "val")) == 7
 
 
 def test_image_folder_errors_name_the_path(tmp_path):
@@ -134,3 +136,14 @@ def test_image_folder_errors_name_the_path(tmp_path):
         read_image_folder(tmp_path, "test")
     with pytest.raises(DataError, match="no such folder"):
         read_image_folder(tmp_path, "train")
+
+
+def test_image_folder_without_val_holds_out_part_of_train(tmp_path):
+    write_image_folder(tmp_path, per_class=20, split="train")
+    write_image_folder(tmp_path, per_class=3, split="test", seed=1)
+    train = load_dataset(tmp_path, "Training")
+    val = load_dataset(tmp_path, "PublicTest")
+    assert len(train) + len(val) == 140 and len(val) == 14
+    assert not set(train.rows) & set(val.rows)
+    assert val.class_counts() == {name: 2 for name in FER_LABELS}
+    assert len(load_dataset(tmp_path, "PrivateTest")) == 21

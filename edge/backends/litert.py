@@ -1,4 +1,4 @@
-"""TFLite on the CPU with XNNPACK: ai-edge-litert, else tflite-runtime, else TensorFlow's tf.lite."""
+"""TFLite on the CPU with XNNPACK: ai-edge-litert, else tflite-runtime."""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ from edge.contract import ContractError, ModelContract
 
 
 def load_interpreter_class():
-    """The first TFLite interpreter that imports, and where it came from."""
+    """The first TFLite interpreter that imports, and where it came from.
+
+    TensorFlow's tf.lite is deliberately not a fallback: the device side never imports TensorFlow, and
+    ai-edge-litert is the same interpreter in a wheel of a few MB.
+    """
     try:
         from ai_edge_litert.interpreter import Interpreter
 
@@ -25,13 +29,7 @@ def load_interpreter_class():
 
         return Interpreter, "tflite-runtime"
     except ImportError:
-        pass
-    try:
-        import tensorflow as tf  # noqa: F401 - last resort on a workstation; never installed on the device
-
-        return tf.lite.Interpreter, "tensorflow"
-    except ImportError:
-        raise BackendUnavailable("no TFLite interpreter: pip install ai-edge-litert") from None
+        raise BackendUnavailable("no TFLite interpreter: pip install ai-edge-litert (or tflite-runtime)") from None
 
 
 class LiteRTConfig(BackendConfig):
