@@ -142,3 +142,19 @@ def test_resume_after_a_cut_off_run_matches_an_uncut_run(fer_files, tmp_path, mo
     assert [e["val_acc"] for e in resumed["epochs"]] == [e["val_acc"] for e in uncut["epochs"]]
     for a, b in zip(uncut_model.state_dict().values(), resumed_model.state_dict().values(), strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-6)
+
+
+def test_wrapped_and_trained_teachers_combine(built, fer_files, tmp_path):
+    """A brought model (our own int8 TFLite, raw-pixel convention) and a net trained here, mixed 1:1."""
+    cfg = TrainConfig(**{**FAST, "epochs": 1})
+    desc = steps.make_teacher(fer_files["csv"], tmp_path / "mix.npz", train_arch="micro",
+                              wrap=[(str(built["work"] / "models" / "tiny.tflite"), "raw48")], cfg=cfg)
+    assert desc["teachers"] == ["trained:micro", "wrapped:tiny.tflite"]
+    from compile.data import load_dataset
+    from compile.teacher import load_soft_labels
+
+    probs, again = load_soft_labels(tmp_path / "mix.npz", load_dataset(fer_files["csv"], "Training"))
+    assert probs.shape == (700, 7) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert again == desc
+    assert desc["report"]["wrapped:tiny.tflite"]["val_acc"] == pytest.approx(
+        built["pruned"]["val_acc_after_finetune"], abs=0.05)
