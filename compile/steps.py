@@ -12,7 +12,7 @@ import torch
 from compile import nets, teacher
 from compile.data import FaceSet, load_dataset
 from compile.quantize import ParityBounds
-from compile.train import TrainConfig, accuracy, fit
+from compile.train import TrainConfig, accuracy, fit, predict_logits
 
 
 def _splits(data: str | Path) -> tuple[FaceSet, FaceSet]:
@@ -32,12 +32,11 @@ def make_teacher(data: str | Path, out: str | Path, *, votes: str | Path | None 
     names: list[str] = []
     report: dict = {}
     if train_arch:
-        torch.manual_seed((cfg or TrainConfig()).seed)
+        cfg = cfg or TrainConfig(epochs=30)
+        torch.manual_seed(cfg.seed)
         model = nets.build(train_arch, len(train.labels))
         run_dir = Path(out).with_suffix("")
-        fit(model, train, val, cfg or TrainConfig(epochs=30), run_dir, tag=f"teacher-{train_arch}")
-        from compile.train import predict_logits
-
+        fit(model, train, val, cfg, run_dir, tag=f"teacher-{train_arch}")
         logits = predict_logits(model, train.images)
         parts.append(torch.softmax(torch.from_numpy(logits), 1).numpy())
         names.append(f"trained:{train_arch}")
