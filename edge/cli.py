@@ -98,7 +98,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
 def _cmd_teacher(args: argparse.Namespace) -> int:
     steps = _toolchain()
-    wrap = [tuple(w.split(":", 1)) if ":" in w else (w, "fer") for w in args.wrap or []]
+    wrap = [tuple(w.rsplit(":", 1)) if ":" in w else (w, "fer") for w in args.wrap or []]
     desc = steps.make_teacher(args.data, args.out, votes=args.votes, wrap=wrap, train_arch=args.train,
                               weights=args.weights, cfg=_train_config(args, epochs=30, alpha=0.0))
     print(json.dumps(desc, indent=1))
