@@ -31,7 +31,7 @@ def predict_image(path: str | Path, model: str = "fer-student", backend: str | N
     import cv2
 
     from edge.crop import crop
-    from edge.faces import HaarFaceDetector
+    from edge.detectors.haar import HaarFaceDetector
     from edge.models import Classifier
 
     path = Path(path)
@@ -40,7 +40,8 @@ def predict_image(path: str | Path, model: str = "fer-student", backend: str | N
         raise FileNotFoundError(f"{path}: not a readable image")
     classifier = Classifier(model, backend=backend)
     faces = []
-    for box in HaarFaceDetector().detect(image):
+    for det in HaarFaceDetector().detect(image):
+        box = det.int_box
         patch = crop(image, box, classifier.contract.crop, classifier.input_size)
         probs = classifier.probabilities(patch[None])[0]
         expression = {k: round(float(p), 4) for k, p in zip(classifier.labels, probs, strict=True)}

@@ -14,7 +14,7 @@ from edge.crop import crop, expand_box
 
 def test_device_modules_import_no_heavy_framework():
     code = (
-        "import sys, edge.cli, edge.models, edge.crop, edge.faces, edge.backends;"
+        "import sys, edge.cli, edge.models, edge.crop, edge.detectors, edge.sources, edge.outputs, edge.backends;"
         "edge.backends.registry();"
         "heavy = [m for m in ('torch', 'tensorflow', 'keras', 'tf_keras', 'compile.train') if m in sys.modules];"
         "print(heavy); sys.exit(1 if heavy else 0)"
@@ -46,10 +46,10 @@ def test_haar_detector_finds_the_sample_face():
     import cv2
 
     from edge.cli import sample_image_path
-    from edge.faces import HaarFaceDetector
+    from edge.detectors.haar import HaarFaceDetector
 
     gray = cv2.imread(str(sample_image_path("grace_hopper")), cv2.IMREAD_GRAYSCALE)
     boxes = HaarFaceDetector().detect(gray)
     assert len(boxes) == 1
-    x, y, w, h = boxes[0]
+    x, y, w, h = boxes[0].box
     assert 150 < x + w / 2 < 320 and 150 < y + h / 2 < 300 and w > 150

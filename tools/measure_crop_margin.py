@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from compile.data import load_dataset
-from edge.faces import CASCADE
+from edge.detectors.haar import CASCADE
 
 
 def main() -> None:
