@@ -9,21 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
-from edge.contract import ContractError
+START = time.perf_counter()  # the first processed frame is timed from here (the console entry point)
 
-#: Photos that a declared dependency ships, so the demo needs no camera and no download.
-SAMPLE_IMAGES = {"grace_hopper": ("matplotlib", "grace_hopper.jpg")}
-
-
-def sample_image_path(name: str) -> Path:
-    package, file = SAMPLE_IMAGES[name]
-    try:
-        import matplotlib.cbook
-    except ImportError:
-        raise SystemExit(f"the sample image {name!r} comes with {package}: pip install {package}") from None
-    return Path(matplotlib.cbook.get_sample_data(file, asfileobj=False))
+from edge.contract import ContractError  # noqa: E402
+from edge.samples import SAMPLE_IMAGES, sample_image_path  # noqa: E402
 
 
 def predict_image(path: str | Path, model: str = "fer-student", backend: str | None = None) -> dict:
@@ -63,6 +55,110 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         for face in result["faces"]:
             ranked = sorted(face["expression"].items(), key=lambda kv: -kv[1])
             print(f"  face at {face['box']}: " + ", ".join(f"{k} {p:.2f}" for k, p in ranked[:3]))
+    return 0
+
+
+def _monitor_config(args: argparse.Namespace):
+    from edge import config
+
+    overrides: dict = {}
+    if getattr(args, "source", None):
+        overrides["source"] = config.source_from_arg(args.source)
+    cfg = config.load(args.config, overrides)
+    if getattr(args, "detector", None):
+        cfg = config.validate({**cfg.model_dump(mode="json"), "detector": {"type": args.detector}})
+    return cfg
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import logging
+
+    from edge.monitor import run
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = _monitor_config(args)
+    summary = run(cfg, max_frames=args.max_frames, started=START)
+    alerts = [e for e in summary.events if e.kind == "alert" and e.action == "raise"]
+    fps = summary.frames / max(summary.seconds, 1e-9)
+    first = "" if summary.first_frame_s is None else f"; first frame {summary.first_frame_s:.2f} s after start"
+    print(f"edgefer run: {summary.frames} frames in {summary.seconds:.1f} s ({fps:.0f} fps), a face in "
+          f"{summary.faces}, {summary.bad_frames} bad, {len(alerts)} alert(s) raised{first}", file=sys.stderr)
+    return 0
+
+
+def analyze_paths(paths: list[str], cfg) -> list[dict]:
+    """One result per image (folders searched recursively): every face, the driver first."""
+    import cv2
+
+    from edge.monitor import Monitor
+    from edge.sources.folder import list_images
+
+    monitor = Monitor(cfg)
+    results = []
+    for arg in paths:
+        root = Path(arg)
+        if not root.exists():
+            raise FileNotFoundError(f"{root}: no such file or folder")
+        for path in list_images(root):
+            gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            if gray is None:
+                results.append({"path": str(path), "error": "not a readable image", "faces": []})
+                continue
+            results.append({"path": str(path), "faces": [f.to_json() for f in monitor.faces(gray)]})
+    return results
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    cfg = _monitor_config(args)
+    paths = [str(sample_image_path(p)) if p in SAMPLE_IMAGES else p for p in args.paths]
+    for result in analyze_paths(paths, cfg):
+        if args.json:
+            print(json.dumps(result))
+            continue
+        print(result["path"] + ("  (" + result["error"] + ")" if "error" in result else ""))
+        for i, face in enumerate(result["faces"]):
+            expr = face["expression"] or {}
+            top = ", ".join(f"{k} {p:.2f}" for k, p in sorted(expr.items(), key=lambda kv: -kv[1])[:3])
+            role = "driver" if i == 0 else "face"
+            print(f"  {role} at {[int(v) for v in face['box']]}: {top}  eyes_open={face['eyes_open']} "
+                  f"yawn={face['yawn']}")
+        if not result["faces"]:
+            print("  no face found")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from edge import bench
+    from edge.monitor import run
+
+    cfg = _monitor_config(args)
+    # The bench measures the loop, not the console: events go to a null sink unless the config names outputs.
+    from edge.outputs import Dispatcher
+
+    summary = run(cfg, max_frames=args.max_frames, dispatcher=Dispatcher([]), started=START)
+    result = bench.report(summary, cfg.models.threads)
+    if args.plot:
+        result["plot"] = str(bench.plot_histogram(summary, args.plot, f"{result['source']} on {result['board']}"))
+    if "warning" in result:
+        print(f"edgefer bench: warning: {result['warning']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['frames']} frames in {result['seconds']} s: {result['fps']} fps, a face in "
+              f"{result['faces']}, peak RSS {result['rss_mb']} MB, on {result['board']}")
+        for stage, st in result["stages"].items():
+            print(f"  {stage:7s} p50 {st['p50']:7.3f}  p95 {st['p95']:7.3f}  p99 {st['p99']:7.3f} ms")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from edge import config
+
+    if args.check:
+        config.load(args.check)
+        print(f"{args.check}: valid")
+        return 0
+    print(config.dump_defaults(), end="")
     return 0
 
 
@@ -164,6 +260,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_predict)
 
+    p = sub.add_parser("run", help="the driver monitor: camera (or the built-in demo) -> alerts, all local")
+    p.add_argument("--source", help="demo | camera index | picamera | video file | image folder | GStreamer "
+                                    "pipeline (default: the config's, else demo)")
+    p.add_argument("--config", help="YAML config (see 'edgefer config')")
+    p.add_argument("--detector", help="face detector: haar | blazeface")
+    p.add_argument("--max-frames", dest="max_frames", type=int, help="stop after N frames")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("analyze", help="faces, expression, eye state and yawn in images; JSON per image")
+    p.add_argument("paths", nargs="+", help="images or folders (recursive), or a sample name: grace_hopper")
+    p.add_argument("--config")
+    p.add_argument("--detector", help="face detector: haar | blazeface")
+    p.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
+    p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("bench", help="the full loop as fast as it runs: fps, per-stage p50/p95/p99, peak RSS")
+    p.add_argument("--source", default="demo")
+    p.add_argument("--config")
+    p.add_argument("--detector", help="face detector: haar | blazeface")
+    p.add_argument("--max-frames", dest="max_frames", type=int)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--plot", help="write a PNG latency histogram here")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("config", help="print the default config (YAML), or check a file")
+    p.add_argument("--check", metavar="FILE", help="validate FILE and exit")
+    p.set_defaults(func=_cmd_config)
+
     p = sub.add_parser("teacher", help="make the soft-label file a student is distilled from")
     p.add_argument("--data", required=True, help="fer2013.csv(.gz) or an image folder with train/ val/ test/")
     p.add_argument("--out", required=True, help="soft-label file to write (.npz)")
@@ -223,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ContractError, FileNotFoundError, ValueError) as exc:
+    except (ContractError, FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"edgefer {args.command}: {exc}", file=sys.stderr)
         return 2
 

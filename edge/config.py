@@ -1,0 +1,155 @@
+"""The monitor's one configuration model, read from YAML and validated at start.
+
+Every plugin kind (source, face detector, outputs) is a union of the configs its plugin modules declare,
+told apart by ``type``; unknown keys are rejected everywhere, and an error names the field and what it allows.
+``edgefer config --print`` writes the defaults with every field's description.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge import detectors, outputs, sources
+from edge.alerts import RuleConfig
+from edge.plugins import config_union
+from edge.temporal import SmoothingConfig
+from edge.tracking import TrackingConfig
+
+
+def _union(package: str, base: type) -> Any:
+    classes = config_union(package, base)
+    if not classes:  # no plugin of this kind importable: the error will come from create()
+        return dict
+    if len(classes) == 1:
+        return classes[0]
+    return Annotated[Union[classes], Field(discriminator="type")]  # noqa: UP007 (a runtime-built union)
+
+
+SourceConfig = _union(sources.__name__, sources.Source)
+DetectorConfig = _union(detectors.__name__, detectors.FaceDetector)
+OutputConfig = _union(outputs.__name__, outputs.Output)
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, not YAML, or breaks the schema."""
+
+
+class ModelsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    expression: str | None = Field("fer-student", description="shipped model name or .tflite/.onnx path; null: off")
+    eye_state: str | None = Field("eye-state", description="eye-state model (skipped with a note if not shipped)")
+    yawn: str | None = Field("yawn", description="yawn model (skipped with a note if not shipped)")
+    backend: str | None = Field(None, description="inference backend (litert, onnxruntime, ...); null: the first "
+                                                  "that runs the model")
+    threads: int = Field(1, ge=1, le=16, description="inference threads per model")
+
+
+class PrivacyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    block_network: bool = Field(True, description="refuse every network connection from this process (audit hook)")
+    save_frames: str | None = Field(None, description="folder to write annotated frames to; null: never write frames")
+
+
+class FaultConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    retry_initial_s: float = Field(1.0, gt=0, le=60, description="first wait before reopening a lost camera")
+    retry_max_s: float = Field(30.0, gt=0, le=3600, description="longest wait between reopen attempts")
+    give_up_after_s: float | None = Field(None, gt=0, description="stop after the camera is lost this long; "
+                                                                   "null: keep trying")
+    bad_frame_report_every: int = Field(100, ge=1, le=100000, description="a fault event per this many bad frames")
+
+
+def default_rules() -> list[RuleConfig]:
+    """Defaults referenced in the README; each can be replaced in the YAML file's ``rules`` list."""
+    return [
+        RuleConfig(name="driver_not_visible", signal="no_face_s", threshold=3.0, release=0.5, levels=[0.0, 7.0],
+                   clear_after_s=1.0),
+        RuleConfig(name="anger", signal="expression.angry", threshold=0.5, release=0.35, levels=[3.0, 10.0],
+                   clear_after_s=3.0, cooldown_s=30.0),
+        RuleConfig(name="distress", signal="distress", threshold=0.55, release=0.4, levels=[4.0, 12.0],
+                   clear_after_s=3.0, cooldown_s=30.0),
+    ]
+
+
+def default_outputs() -> list:
+    return [{"type": "console"}]
+
+
+class MonitorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    source: SourceConfig = Field(default_factory=lambda: {"type": "demo"}, description="where frames come from")
+    detector: DetectorConfig = Field(default_factory=lambda: {"type": "haar"}, description="face detector")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig)
+    rules: list[RuleConfig] = Field(default_factory=default_rules, description="alert rules (see edge/alerts.py)")
+    outputs: list[OutputConfig] = Field(default_factory=default_outputs, min_length=1,
+                                        description="where events go; all local")
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    faults: FaultConfig = Field(default_factory=FaultConfig)
+
+
+def _describe_errors(exc: ValidationError, where: str) -> str:
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"{where}: {field}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def validate(raw: dict, where: str = "config") -> MonitorConfig:
+    try:
+        return MonitorConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe_errors(exc, where)) from None
+
+
+def load(path: str | Path | None = None, overrides: dict | None = None) -> MonitorConfig:
+    """The config from a YAML file (or the defaults), with ``overrides`` (top-level keys) applied on top."""
+    raw: dict = {}
+    where = "defaults"
+    if path is not None:
+        path = Path(path)
+        where = str(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of settings, got {type(loaded).__name__}")
+        raw = loaded or {}
+    raw.update(overrides or {})
+    return validate(raw, where)
+
+
+def source_from_arg(arg: str) -> dict:
+    """``--source`` -> a source config: demo, picamera, a camera index, an image folder or file, a GStreamer
+    pipeline (it contains '!'), or a video file."""
+    from edge.sources.folder import IMAGE_SUFFIXES
+
+    if arg == "demo":
+        return {"type": "demo"}
+    if arg == "picamera" or arg.startswith("picamera:"):
+        return {"type": "picamera", "camera": int(arg.split(":", 1)[1]) if ":" in arg else 0}
+    if arg.isdigit() or "!" in arg:
+        return {"type": "capture", "device": arg}
+    path = Path(arg)
+    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+        return {"type": "folder", "path": arg}
+    return {"type": "capture", "device": arg}
+
+
+def dump_defaults() -> str:
+    """The default config as YAML, each section preceded by its fields' descriptions."""
+    data = MonitorConfig().model_dump(mode="json")
+    return yaml.safe_dump(data, sort_keys=False)

@@ -1,0 +1,321 @@
+"""The monitor loop: frame -> driver's face -> models -> smoothed signals -> alert rules -> local outputs.
+
+Each frame goes through named stages (read, detect, crop, infer, state, output) whose times are recorded for
+``edgefer bench``. The state update is pure (:mod:`edge.temporal`, :mod:`edge.alerts`); this module only
+wires plugins to it and keeps the loop alive through bad frames, a lost camera and failing outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge import detectors, outputs, sources
+from edge.alerts import RuleState, step
+from edge.config import MonitorConfig
+from edge.contract import ContractError
+from edge.crop import crop
+from edge.detectors import Detection
+from edge.events import Event
+from edge.models import Classifier, models_dir
+from edge.sources import Frame, SourceLost
+from edge.temporal import DriverState, observe, seconds_without_face
+from edge.tracking import DriverTrack, rank_faces, roi_for, update
+
+log = logging.getLogger("edgefer.monitor")
+
+#: Expressions whose sum is the ``distress`` signal.
+DISTRESS = ("fear", "sad")
+STAGES = ("read", "detect", "crop", "infer", "state", "output")
+
+
+@dataclass
+class FaceResult:
+    detection: Detection
+    expression: dict[str, float] | None = None
+    eyes_open: float | None = None
+    yawn: float | None = None
+
+    def to_json(self) -> dict:
+        return {"box": [round(v, 1) for v in self.detection.box], "score": round(self.detection.score, 4),
+                "expression": self.expression, "eyes_open": self.eyes_open, "yawn": self.yawn}
+
+
+@dataclass
+class FrameResult:
+    frame: Frame
+    driver: FaceResult | None
+    detected: bool  # the detector ran on this frame
+    signals: dict[str, float | None]
+    events: list[Event] = field(default_factory=list)
+
+
+def optional_model(name: str | None, threads: int, backend: str | None, what: str) -> Classifier | None:
+    """A model the config names; a shipped name that is not shipped (yet) is skipped with a note, an explicit
+    path that is missing or broken is an error."""
+    if name is None:
+        return None
+    explicit = Path(name).suffix in (".tflite", ".onnx")
+    if not explicit and not (models_dir() / f"{name}.tflite").is_file():
+        log.warning("no %s model %r is shipped; its signals stay empty", what, name)
+        return None
+    return Classifier(name, backend=backend, threads=threads)
+
+
+def valid_frame(frame: Frame) -> bool:
+    g = frame.gray
+    return isinstance(g, np.ndarray) and g.dtype == np.uint8 and g.ndim == 2 and min(g.shape) >= 16
+
+
+class Monitor:
+    """Per-frame processing; :func:`run` drives it from a source."""
+
+    def __init__(self, cfg: MonitorConfig) -> None:
+        self.cfg = cfg
+        self.detector = detectors.create(cfg.detector)
+        m = cfg.models
+        self.expression = optional_model(m.expression, m.threads, m.backend, "expression")
+        self.eye_state = optional_model(m.eye_state, m.threads, m.backend, "eye-state")
+        self.yawn = optional_model(m.yawn, m.threads, m.backend, "yawn")
+        self.track: DriverTrack | None = None
+        self.driver = DriverState()
+        self.rules = {rule.name: RuleState() for rule in cfg.rules}
+        self.timings: dict[str, list[float]] = defaultdict(list)
+        self.counts: Counter[str] = Counter()
+
+    def _timed(self, stage: str, start: float) -> float:
+        now = time.perf_counter()
+        self.timings[stage].append((now - start) * 1000.0)
+        return now
+
+    def faces(self, gray: np.ndarray) -> list[FaceResult]:
+        """Every face in one image with its model outputs, the likely driver first (for ``analyze``)."""
+        found = rank_faces(self.detector.detect(gray), gray.shape, self.cfg.tracking)
+        return [self.describe_face(gray, det) for det in found]
+
+    def describe_face(self, gray: np.ndarray, det: Detection) -> FaceResult:
+        result = FaceResult(det)
+        if self.expression is not None:
+            patch = crop(gray, det.int_box, self.expression.contract.crop, self.expression.input_size)
+            probs = self.expression.probabilities(patch[None])[0]
+            result.expression = {k: round(float(p), 4) for k, p in zip(self.expression.labels, probs, strict=True)}
+        return result
+
+    def _detect(self, frame: Frame) -> bool:
+        """Detection schedule: around the tracked driver every ``detect_every`` frames (cheap: a small, scaled
+        window), the whole frame every ``search_every`` frames while nobody is tracked and every ``full_every``
+        frames while tracking. Returns whether the detector ran."""
+        cfg = self.cfg.tracking
+        c = self.counts
+        c["since_detect"] += 1
+        c["since_full"] += 1
+        first = c["detections"] == 0
+        if self.track is None:
+            due_full, due_roi = first or c["since_detect"] >= cfg.search_every, False
+        else:
+            due_full = c["since_full"] >= cfg.full_every
+            due_roi = not due_full and c["since_detect"] >= cfg.detect_every
+        if not (due_full or due_roi):
+            return False
+        found = self._detect_roi(frame.gray) if due_roi else []
+        if not found:  # the tracked face was lost in its window: look at the whole frame at once
+            found = self.detector.detect(frame.gray)
+            c["since_full"] = 0
+            c["full_detections"] += 1
+        self.track = update(self.track, found, frame.gray.shape, frame.ts, frame.index, cfg)
+        c["detections"] += 1
+        c["since_detect"] = 0
+        return True
+
+    def _detect_roi(self, gray: np.ndarray) -> list[Detection]:
+        assert self.track is not None
+        x0, y0, x1, y1 = roi_for(self.track.detection.box, gray.shape, self.cfg.tracking)
+        window = gray[y0:y1, x0:x1]
+        scale = min(1.0, self.cfg.tracking.roi_face_px / max(self.track.detection.box[2], 1.0))
+        if scale < 1.0:
+            window = cv2.resize(window, (max(1, int(window.shape[1] * scale)), max(1, int(window.shape[0] * scale))),
+                                interpolation=cv2.INTER_AREA)
+        out = []
+        for det in self.detector.detect(window):
+            x, y, w, h = (v / scale for v in det.box)
+            kps = None if det.keypoints is None else \
+                {k: (px / scale + x0, py / scale + y0) for k, (px, py) in det.keypoints.items()}
+            out.append(Detection((x + x0, y + y0, w, h), det.score, kps))
+        self.counts["roi_detections"] += 1
+        return out
+
+    def process(self, frame: Frame) -> FrameResult:
+        t = time.perf_counter()
+        detected = self._detect(frame)
+        t = self._timed("detect", t)
+
+        face = None
+        if self.track is not None:
+            face = FaceResult(self.track.detection)
+            t = self._timed("crop", t)
+            if self.expression is not None:
+                patch = crop(frame.gray, face.detection.int_box, self.expression.contract.crop,
+                             self.expression.input_size)
+                probs = self.expression.probabilities(patch[None])[0]
+                face.expression = dict(zip(self.expression.labels, (float(p) for p in probs), strict=True))
+            t = self._timed("infer", t)
+            self.counts["faces"] += 1
+        self.counts["frames"] += 1
+
+        probs = None if face is None or face.expression is None else np.array(list(face.expression.values()))
+        self.driver = observe(self.driver, probs if face is not None else None, frame.ts, self.cfg.smoothing)
+        if face is not None and probs is None:  # no expression model: still record that a face was seen
+            self.driver = DriverState(self.driver.probs, frame.ts, self.driver.first_frame)
+        signals = self.signals(frame.ts, face is not None)
+        events = []
+        for rule in self.cfg.rules:
+            self.rules[rule.name], fired = step(self.rules[rule.name], signals.get(rule.signal), frame.ts, rule)
+            events += [Event("alert", e.rule, e.kind, e.level, e.timestamp, e.value) for e in fired]
+        self._timed("state", t)
+        return FrameResult(frame, face, detected, signals, events)
+
+    def signals(self, ts: float, face_seen: bool) -> dict[str, float | None]:
+        """The values alert rules watch. None means "no reading now" (no face): rule timers keep running."""
+        out: dict[str, float | None] = {"no_face_s": seconds_without_face(self.driver, ts)}
+        if self.expression is not None:
+            labels = self.expression.labels
+            smoothed = self.driver.probs if face_seen else None
+            for i, label in enumerate(labels):
+                out[f"expression.{label}"] = None if smoothed is None else float(smoothed[i])
+            parts = [labels.index(k) for k in DISTRESS if k in labels]
+            out["distress"] = None if smoothed is None or not parts else float(sum(smoothed[i] for i in parts))
+        return out
+
+    def describe(self) -> list[str]:
+        lines = [f"detector: {self.detector.type_key} every {self.cfg.tracking.detect_every} frame(s)"]
+        for what, model in (("expression", self.expression), ("eye state", self.eye_state), ("yawn", self.yawn)):
+            lines.append(f"{what}: {model.backend.describe() if model else 'off'}")
+        return lines
+
+
+@dataclass
+class RunSummary:
+    frames: int = 0
+    faces: int = 0
+    bad_frames: int = 0
+    seconds: float = 0.0
+    first_frame_s: float | None = None  # from start of run() to the first processed frame
+    events: list[Event] = field(default_factory=list)
+    source: str = ""
+    reconnects: int = 0
+    timings: dict[str, list[float]] = field(default_factory=dict)
+
+
+def _open_with_retry(source: sources.Source, cfg: MonitorConfig, emit: Callable[[Event], None],
+                     sleep: Callable[[float], None] = time.sleep) -> int:
+    """Reopen a lost camera with doubling back-off; returns the number of attempts it took."""
+    wait, waited, attempts = cfg.faults.retry_initial_s, 0.0, 0
+    while True:
+        attempts += 1
+        try:
+            source.open()
+            return attempts
+        except (sources.SourceError, SourceLost) as exc:
+            give_up = cfg.faults.give_up_after_s
+            if give_up is not None and waited >= give_up:
+                raise sources.SourceError(f"{source.describe()}: gave up after {waited:.0f} s: {exc}") from None
+            log.warning("%s; retrying in %.0f s", exc, wait)
+            sleep(wait)
+            waited += wait
+            wait = min(wait * 2, cfg.faults.retry_max_s)
+
+
+def run(cfg: MonitorConfig, max_frames: int | None = None, on_frame: Callable[[FrameResult], None] | None = None,
+        dispatcher: outputs.Dispatcher | None = None, sleep: Callable[[float], None] = time.sleep,
+        started: float | None = None) -> RunSummary:
+    """Run the monitor until the source ends, ``max_frames`` frames were processed, or Ctrl-C. ``started`` (a
+    ``time.perf_counter()`` value, e.g. taken when the process began) is what ``first_frame_s`` counts from."""
+    start = time.perf_counter()
+    started = start if started is None else started
+    if cfg.privacy.block_network:
+        from edge.privacy import install_network_guard
+
+        install_network_guard()
+    source_cls = sources.registry()[cfg.source.type]
+    source = source_cls(cfg.source)
+    monitor = Monitor(cfg)
+    own_dispatcher = dispatcher is None
+    dispatcher = dispatcher or outputs.build_outputs(cfg.outputs)
+    summary = RunSummary(source=source.describe())
+    save_dir = Path(cfg.privacy.save_frames) if cfg.privacy.save_frames else None
+    if save_dir is not None:
+        save_dir.mkdir(parents=True, exist_ok=True)
+
+    def emit(event: Event) -> None:
+        summary.events.append(event)
+        dispatcher.emit(event)
+
+    source.open()  # a source that cannot be opened at start is a configuration error: say so, do not spin
+    emit(Event("status", "monitor", "start", 0, 0.0, message=f"{source.describe()}; " + "; ".join(monitor.describe())))
+    last_ts = 0.0
+    try:
+        while max_frames is None or summary.frames < max_frames:
+            t0 = time.perf_counter()
+            try:
+                frame = source.read()
+            except SourceLost as exc:
+                emit(Event("fault", "camera_lost", "lost", 2, last_ts, message=str(exc)))
+                source.close()
+                attempts = _open_with_retry(source, cfg, emit, sleep)
+                summary.reconnects += 1
+                emit(Event("fault", "camera_lost", "recovered", 0, last_ts, message=f"after {attempts} attempt(s)"))
+                continue
+            if frame is None:
+                break
+            monitor.timings["read"].append((time.perf_counter() - t0) * 1000.0)
+            if not valid_frame(frame):
+                summary.bad_frames += 1
+                if summary.bad_frames % cfg.faults.bad_frame_report_every == 1:
+                    shape = getattr(frame.gray, "shape", None)
+                    emit(Event("fault", "bad_frame", "skipped", 1, frame.ts,
+                               message=f"frame {frame.index}: unusable image (shape {shape}); "
+                                       f"{summary.bad_frames} so far"))
+                continue
+            last_ts = frame.ts
+            result = monitor.process(frame)
+            t = time.perf_counter()
+            for event in result.events:
+                emit(event)
+            dispatcher.retry()
+            if dispatcher.wants_frames:
+                active = {name: st.level for name, st in monitor.rules.items() if st.level}
+                dispatcher.show(frame, [result.driver] if result.driver else [], active)
+            if save_dir is not None:
+                import cv2
+
+                from edge.outputs.overlay import draw
+
+                cv2.imwrite(str(save_dir / f"{frame.index:06d}.jpg"), draw(frame, result))
+            monitor.timings["output"].append((time.perf_counter() - t) * 1000.0)
+            summary.frames += 1
+            summary.faces += result.driver is not None
+            if summary.first_frame_s is None:
+                summary.first_frame_s = time.perf_counter() - started
+            if on_frame is not None:
+                on_frame(result)
+    except KeyboardInterrupt:
+        log.info("stopped by the user")
+    finally:
+        source.close()
+        summary.seconds = time.perf_counter() - start
+        emit(Event("status", "monitor", "stop", 0, last_ts,
+                   message=f"{summary.frames} frames, a face in {summary.faces}, {summary.bad_frames} bad"))
+        if own_dispatcher:
+            dispatcher.close()
+    summary.timings = dict(monitor.timings)
+    return summary
+
+
+__all__ = ["ContractError", "FaceResult", "FrameResult", "Monitor", "RunSummary", "STAGES", "run"]

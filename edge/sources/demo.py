@@ -1,0 +1,183 @@
+"""The built-in demo: a real face photo (matplotlib's grace_hopper) placed in a synthetic car cabin, animated
+and lit like a drive, with a script that exercises the monitor: normal driving, a long eye closure, the driver
+out of view, then a dark near-infrared-like stretch. No camera, no download; timestamps come from the script
+(frame k at k / fps), so a run gives the same events however fast the machine is.
+
+The script is public (:data:`SCRIPT`, :func:`truth_at`) so tests and benchmarks know what the monitor should see.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from edge.samples import sample_image_path
+from edge.sources import Frame, Source, SourceConfig, SourceError
+
+
+@dataclass(frozen=True)
+class Segment:
+    start_s: float
+    end_s: float
+    eyes: Literal["open", "closed"]
+    face: Literal["visible", "hidden"]
+    light: Literal["day", "night"]
+    label: str
+
+
+#: One pass of the demo; times in seconds.
+SCRIPT = (
+    Segment(0.0, 8.0, "open", "visible", "day", "driving"),
+    Segment(8.0, 11.5, "closed", "visible", "day", "eyes closed 3.5 s (microsleep, then sleep)"),
+    Segment(11.5, 15.0, "open", "visible", "day", "driving"),
+    Segment(15.0, 20.0, "open", "hidden", "day", "driver out of view 5 s"),
+    Segment(20.0, 30.0, "open", "visible", "night", "night, near-infrared-like light"),
+)
+SCRIPT_LENGTH_S = SCRIPT[-1].end_s
+
+
+def truth_at(t: float) -> Segment:
+    t = t % SCRIPT_LENGTH_S
+    return next(s for s in SCRIPT if s.start_s <= t < s.end_s)
+
+
+class DemoConfig(SourceConfig):
+    type: Literal["demo"] = "demo"
+    photo: str = Field("grace_hopper", description="a sample photo name or an image path with one frontal face")
+    width: int = Field(640, ge=160, le=1920, description="frame width")
+    height: int = Field(360, ge=120, le=1080, description="frame height")
+    fps: float = Field(15.0, gt=0, le=120, description="script frames per second")
+    duration_s: float = Field(SCRIPT_LENGTH_S, gt=0, le=24 * 3600,
+                              description=f"length of the run; the {SCRIPT_LENGTH_S:.0f} s script loops")
+    realtime: bool = Field(False, description="sleep so frames come at the script's rate (for watching)")
+    face_height: float = Field(0.45, ge=0.1, le=0.9, description="face box height as a share of the frame height")
+    seed: int = Field(0, description="sensor noise seed")
+
+
+def _head_images(photo: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """Grey head crops with eyes open and eyes closed (lids painted over the eyes found by OpenCV's eye
+    cascade), and the face box inside the crop."""
+    image = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise SourceError(f"{photo}: not a readable image")
+    face_cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
+    faces = face_cascade.detectMultiScale(image, 1.1, 5, minSize=(40, 40))
+    if len(faces) == 0:
+        raise SourceError(f"{photo}: no frontal face found for the demo")
+    x, y, w, h = max(faces, key=lambda b: b[2] * b[3])
+    pad = int(0.6 * w)
+    x0, y0 = max(0, x - pad), max(0, y - pad)
+    x1, y1 = min(image.shape[1], x + w + pad), min(image.shape[0], y + h + pad)
+    head = image[y0:y1, x0:x1].copy()
+    face_box = (x - x0, y - y0, w, h)
+    closed = head.copy()
+    eye_cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_eye.xml"))
+    fx, fy, fw, fh = face_box
+    upper = head[fy:fy + fh // 2 + fh // 8, fx:fx + fw]
+    eyes: list[tuple[int, int, int, int]] = []
+    for e in sorted(eye_cascade.detectMultiScale(upper, 1.1, 5, minSize=(fw // 10, fw // 10)),
+                    key=lambda b: -b[2] * b[3]):
+        centre = e[0] + e[2] / 2
+        if len(eyes) < 2 and all(abs(centre - (o[0] + o[2] / 2)) > fw / 4 for o in eyes):  # one box per eye
+            eyes.append(tuple(int(v) for v in e))
+    if len(eyes) == 1:  # glasses often hide one eye from the cascade: mirror the other across the face
+        ex, ey, ew, eh = eyes[0]
+        eyes.append((fw - ex - ew, ey, ew, eh))
+    elif not eyes:  # typical frontal-face geometry of the Haar box
+        side = int(0.22 * fw)
+        eyes = [(int(0.3 * fw - side / 2), int(0.38 * fh - side / 2), side, side),
+                (int(0.7 * fw - side / 2), int(0.38 * fh - side / 2), side, side)]
+    mask = np.zeros_like(head)
+    for ex, ey, ew, eh in eyes:
+        cx, cy = fx + ex + ew // 2, fy + ey + eh // 2
+        cv2.ellipse(mask, (cx, cy), (int(ew * 0.5), int(eh * 0.36)), 0, 0, 360, 255, -1)
+    closed = cv2.inpaint(closed, mask, 5, cv2.INPAINT_TELEA)
+    for ex, ey, ew, eh in eyes:  # the lid line of a closed eye: a dark, slightly curved stroke with lashes
+        cx, cy = fx + ex + ew // 2, fy + ey + eh // 2
+        axes = (int(ew * 0.36), max(2, int(eh * 0.10)))
+        cv2.ellipse(closed, (cx, cy), axes, 0, 10, 170, 40, max(2, ew // 14), cv2.LINE_AA)
+    return head, closed, face_box
+
+
+def _cabin(width: int, height: int) -> np.ndarray:
+    """A dim car interior: dark headliner, a brighter side window, a headrest behind the driver."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    cabin = 45 + 25 * (yy / height)
+    window = (xx > width * 0.72) & (yy < height * 0.55)
+    cabin[window] = 150 + 30 * np.sin(xx[window] / 37.0)
+    cv2.ellipse(cabin, (int(width * 0.45), int(height * 0.55)), (int(width * 0.2), int(height * 0.5)), 0, 0, 360,
+                30, -1)
+    return np.clip(cabin, 0, 255).astype(np.float32)
+
+
+class DemoSource(Source):
+    type_key = "demo"
+    config_class = DemoConfig
+
+    def open(self) -> None:
+        cfg: DemoConfig = self.config  # type: ignore[assignment]
+        photo = sample_image_path(cfg.photo) if "/" not in cfg.photo and "." not in cfg.photo else Path(cfg.photo)
+        self.open_head, self.closed_head, (fx, fy, fw, fh) = _head_images(photo)
+        self.scale = cfg.face_height * cfg.height / fh
+        self.face_centre = (fx + fw / 2, fy + fh / 2)
+        self.background = _cabin(cfg.width, cfg.height)
+        hh, hw = self.open_head.shape
+        soft = np.zeros((hh, hw), np.float32)
+        cv2.ellipse(soft, (int(self.face_centre[0]), int(self.face_centre[1])), (int(fw * 0.75), int(fh * 1.05)),
+                    0, 0, 360, 1.0, -1)
+        self.alpha = cv2.GaussianBlur(soft, (0, 0), fw * 0.08)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.index = 0
+        self.n_frames = int(round(cfg.duration_s * cfg.fps))
+        self._start = time.monotonic()
+
+    def _render(self, t: float) -> np.ndarray:
+        cfg: DemoConfig = self.config  # type: ignore[assignment]
+        seg = truth_at(t)
+        frame = self.background.copy()
+        if seg.face == "visible":
+            head = self.closed_head if seg.eyes == "closed" else self.open_head
+            angle = 4.0 * math.sin(2 * math.pi * t / 7.0)  # gentle head roll
+            scale = self.scale * (1.0 + 0.04 * math.sin(2 * math.pi * t / 5.0))
+            cx = cfg.width * (0.45 + 0.04 * math.sin(2 * math.pi * t / 9.0))
+            cy = cfg.height * (0.5 + 0.02 * math.sin(2 * math.pi * t / 3.0))
+            m = cv2.getRotationMatrix2D(self.face_centre, angle, scale)
+            m[0, 2] += cx - self.face_centre[0]
+            m[1, 2] += cy - self.face_centre[1]
+            size = (cfg.width, cfg.height)
+            face = cv2.warpAffine(head.astype(np.float32), m, size, flags=cv2.INTER_LINEAR)
+            alpha = cv2.warpAffine(self.alpha, m, size, flags=cv2.INTER_LINEAR)
+            frame = alpha * face + (1 - alpha) * frame
+        if seg.light == "night":  # IR illuminator: flat, dim, noisy, glowing skin
+            frame = 0.55 * frame + 20
+            frame += self.rng.normal(0, 6, frame.shape).astype(np.float32)
+        else:  # sunlight flicker through trees and pillars
+            gain = 1.0 + 0.15 * math.sin(2 * math.pi * t / 4.0) + 0.05 * math.sin(2 * math.pi * t / 0.9)
+            frame = frame * gain
+            frame += self.rng.normal(0, 2, frame.shape).astype(np.float32)
+        return np.clip(frame, 0, 255).astype(np.uint8)
+
+    def read(self) -> Frame | None:
+        cfg: DemoConfig = self.config  # type: ignore[assignment]
+        if self.index >= self.n_frames:
+            return None
+        t = self.index / cfg.fps
+        if cfg.realtime:
+            delay = self._start + t - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        gray = self._render(t)
+        frame = Frame(self.index, t, gray, name=truth_at(t).label)
+        self.index += 1
+        return frame
+
+    def describe(self) -> str:
+        cfg: DemoConfig = self.config  # type: ignore[assignment]
+        return f"demo ({cfg.photo} in a cabin, {cfg.duration_s:.0f} s at {cfg.fps:g} fps)"

@@ -1,0 +1,239 @@
+"""The monitor loop end to end on real parts: the demo source, OpenCV's Haar detector, the shipped int8 model
+through ai-edge-litert, the alert rules and the outputs; plus sources, config and tracking on their own."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge import config, sources
+from edge.detectors import Detection
+from edge.monitor import Monitor, run
+from edge.outputs import Dispatcher
+from edge.samples import sample_image_path
+from edge.sources.demo import DemoConfig, DemoSource, truth_at
+from edge.tracking import TrackingConfig, rank_faces, roi_for, update
+
+
+def quiet(**overrides) -> config.MonitorConfig:
+    raw = {"privacy": {"block_network": False}, "outputs": [{"type": "console"}]}
+    raw.update(overrides)
+    return config.validate(raw)
+
+
+def write_face_video(path: Path, frames: int = 24, blank_from: int | None = None) -> Path:
+    """An MJPG video of the sample face drifting across a dark frame (blank after ``blank_from``)."""
+    face = cv2.imread(str(sample_image_path("grace_hopper")))
+    face = cv2.resize(face, (200, 234))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (480, 320))
+    assert writer.isOpened()
+    for i in range(frames):
+        canvas = np.full((320, 480, 3), 40, np.uint8)
+        if blank_from is None or i < blank_from:
+            x = 100 + 4 * i
+            canvas[40:274, x:x + 200] = face
+        writer.write(canvas)
+    writer.release()
+    return path
+
+
+# --- config ---------------------------------------------------------------------------------------------------
+
+def test_config_errors_name_the_field_and_the_allowed_values(tmp_path):
+    with pytest.raises(config.ConfigError, match="source: .*'webcam'.*'capture', 'demo', 'folder', 'picamera'"):
+        config.validate({"source": {"type": "webcam"}})
+    with pytest.raises(config.ConfigError, match=r"detector\.haar\.min_sise: Extra inputs are not permitted"):
+        config.validate({"detector": {"type": "haar", "min_sise": 3}})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tracking:\n  detect_every: 0\n")
+    with pytest.raises(config.ConfigError, match=rf"{bad}: tracking\.detect_every: .*greater than or equal to 1"):
+        config.load(bad)
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(config.ConfigError, match="top level must be a mapping"):
+        config.load(bad)
+    with pytest.raises(config.ConfigError, match="not found"):
+        config.load(tmp_path / "missing.yaml")
+
+
+def test_default_config_round_trips_through_yaml(tmp_path):
+    path = tmp_path / "edgefer.yaml"
+    path.write_text(config.dump_defaults())
+    assert config.load(path) == config.load()
+
+
+def test_source_argument_forms(tmp_path):
+    assert config.source_from_arg("demo") == {"type": "demo"}
+    assert config.source_from_arg("0") == {"type": "capture", "device": "0"}
+    assert config.source_from_arg("picamera") == {"type": "picamera", "camera": 0}
+    assert config.source_from_arg(str(tmp_path)) == {"type": "folder", "path": str(tmp_path)}
+    assert config.source_from_arg("clip.mp4")["type"] == "capture"
+    pipeline = "nvarguscamerasrc ! video/x-raw(memory:NVMM) ! nvvidconv ! appsink"
+    assert config.source_from_arg(pipeline) == {"type": "capture", "device": pipeline}
+
+
+# --- sources --------------------------------------------------------------------------------------------------
+
+def test_demo_is_deterministic_and_follows_its_script():
+    a, b = DemoSource(DemoConfig(duration_s=1.0)), DemoSource(DemoConfig(duration_s=1.0))
+    a.open()
+    b.open()
+    fa, fb = a.read(), b.read()
+    assert fa.gray.shape == (360, 640) and fa.gray.dtype == np.uint8
+    assert np.array_equal(fa.gray, fb.gray)
+    frames = [fa] + [f for f in iter(a.read, None)]
+    assert len(frames) == 15 and frames[-1].ts == pytest.approx(14 / 15)
+    assert truth_at(9.0).eyes == "closed" and truth_at(16.0).face == "hidden" and truth_at(25.0).light == "night"
+
+
+def test_capture_source_reads_a_video_file_with_its_clock(tmp_path):
+    video = write_face_video(tmp_path / "clip.avi", frames=12)
+    src = sources.registry()["capture"](config.validate({"source": {"type": "capture", "device": str(video)}}).source)
+    src.open()
+    frames = list(iter(src.read, None))
+    src.close()
+    assert len(frames) == 12
+    assert frames[1].ts == pytest.approx(0.1, abs=1e-3) and frames[0].bgr is not None
+
+
+def test_missing_sources_are_clear_errors(tmp_path):
+    for raw in ({"type": "capture", "device": str(tmp_path / "nope.mp4")}, {"type": "folder", "path": str(tmp_path)}):
+        src = sources.registry()[raw["type"]](config.validate({"source": raw}).source)
+        with pytest.raises(sources.SourceError, match=str(tmp_path)):
+            src.open()
+
+
+# --- tracking -------------------------------------------------------------------------------------------------
+
+def test_driver_is_large_and_central_and_keeps_the_role():
+    cfg = TrackingConfig()
+    shape = (360, 640)
+    driver = Detection((250, 100, 140, 140), 0.9)
+    passenger = Detection((500, 120, 120, 120), 0.9)
+    small_centre = Detection((300, 150, 40, 40), 0.9)
+    assert rank_faces([passenger, small_centre, driver], shape, cfg)[0] is driver
+    track = update(None, [driver, passenger], shape, 0.0, 0, cfg)
+    assert track.detection is driver
+    # the passenger leans in, a little larger but not clearly better: the driver keeps the role
+    leaning = Detection((330, 110, 150, 150), 0.9)
+    moved = Detection((255, 102, 140, 140), 0.9)
+    track = update(track, [leaning, moved], shape, 0.1, 1, cfg)
+    assert track.detection is moved and track.since == 0.0
+    assert update(track, [], shape, 0.2, 2, cfg) is None
+    assert roi_for((600, 300, 100, 100), shape, cfg) == (540, 240, 640, 360)
+
+
+# --- the loop -------------------------------------------------------------------------------------------------
+
+def test_demo_run_raises_driver_not_visible_in_the_hidden_stretch():
+    cfg = quiet(source={"type": "demo", "duration_s": 22.0, "fps": 10.0})
+    seen = []
+    summary = run(cfg, on_frame=seen.append, dispatcher=Dispatcher([]))
+    assert summary.frames == 220
+    visible = [r for r in seen if truth_at(r.frame.ts).face == "visible" and truth_at(r.frame.ts).light == "day"]
+    found = sum(r.driver is not None for r in visible) / len(visible)
+    assert found > 0.9, f"the demo face was found in only {found:.0%} of the frames where it is visible"
+    hidden = [r for r in seen if truth_at(r.frame.ts).face == "hidden"]
+    assert all(r.driver is None for r in hidden[3:])
+    raised = [e for e in summary.events if e.kind == "alert" and e.name == "driver_not_visible" and e.action == "raise"]
+    assert len(raised) == 1
+    # hidden from 15.0 s; the last face was seen at most one detection interval before: raise 3 s later
+    assert 17.5 <= raised[0].ts <= 18.1
+    cleared = [e for e in summary.events if e.name == "driver_not_visible" and e.action == "clear"]
+    assert cleared and 20.0 <= cleared[0].ts <= 22.0
+    assert summary.events[0].action == "start" and summary.events[-1].action == "stop"
+    assert set(summary.timings) >= {"read", "detect", "infer", "state", "output"}
+
+
+class FlakySource(sources.Source):
+    """A camera that delivers a bad frame, then fails twice (unplugged cable), then works again."""
+
+    type_key = "flaky-test"
+    finite = False
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.opens, self.n = 0, 0
+
+    def open(self) -> None:
+        self.opens += 1
+        if 1 < self.opens < 3:
+            raise sources.SourceLost("flaky camera: still unplugged")
+
+    def read(self):
+        self.n += 1
+        if self.n == 3:
+            raise sources.SourceLost("flaky camera: read failed")
+        if self.n == 2:
+            return sources.Frame(self.n, self.n * 0.1, np.zeros((0, 0), np.uint8))
+        return sources.Frame(self.n, self.n * 0.1, np.full((120, 160), 90, np.uint8))
+
+
+def test_lost_camera_is_retried_with_backoff_and_bad_frames_are_counted(monkeypatch):
+    from edge import plugins
+
+    key = ("edge.sources", sources.Source)
+    plugins.discover(*key)
+    monkeypatch.setitem(plugins._CACHE[key], "flaky-test", FlakySource)
+    cfg = quiet()
+    cfg.source = sources.SourceConfig(type="flaky-test")
+    waits: list[float] = []
+    summary = run(cfg, max_frames=5, dispatcher=Dispatcher([]), sleep=waits.append)
+    assert summary.frames == 5 and summary.bad_frames == 1 and summary.reconnects == 1
+    assert waits == [1.0]  # one failed reopen, then the doubling wait was not needed
+    names = [(e.name, e.action) for e in summary.events if e.kind == "fault"]
+    assert names == [("bad_frame", "skipped"), ("camera_lost", "lost"), ("camera_lost", "recovered")]
+
+
+def test_analyze_json_contract_driver_first():
+    proc = subprocess.run([sys.executable, "-m", "edge.cli", "analyze", "grace_hopper", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.splitlines()[0])
+    assert result["path"].endswith("grace_hopper.jpg")
+    face = result["faces"][0]
+    assert set(face) == {"box", "score", "expression", "eyes_open", "yawn"}
+    assert len(face["box"]) == 4 and abs(sum(face["expression"].values()) - 1) < 0.01
+
+
+def test_analyze_a_folder_finds_faces_and_reports_unreadable_files(tmp_path):
+    face = cv2.imread(str(sample_image_path("grace_hopper")))
+    (tmp_path / "sub").mkdir()
+    cv2.imwrite(str(tmp_path / "sub" / "face.png"), face)
+    cv2.imwrite(str(tmp_path / "empty.png"), np.full((200, 200), 128, np.uint8))
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    from edge.cli import analyze_paths
+
+    results = {Path(r["path"]).name: r for r in analyze_paths([str(tmp_path)], quiet())}
+    assert len(results["face.png"]["faces"]) == 1
+    assert results["empty.png"]["faces"] == []
+    assert results["broken.jpg"]["error"] == "not a readable image"
+
+
+def test_bench_prints_the_contract_fields():
+    proc = subprocess.run([sys.executable, "-m", "edge.cli", "bench", "--source", "demo", "--max-frames", "30",
+                           "--json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert {"frames", "seconds", "fps", "faces", "rss_mb", "stages", "board"} <= set(result)
+    assert result["frames"] == 30 and result["faces"] > 20
+    assert {"p50", "p95", "p99"} <= set(result["stages"]["detect"])
+
+
+def test_run_with_a_missing_video_exits_2_with_the_path(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--source", str(tmp_path / "gone.mp4")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "gone.mp4: video file not found" in proc.stderr
+
+
+def test_monitor_faces_on_a_video_frame(tmp_path):
+    video = write_face_video(tmp_path / "clip.avi", frames=2)
+    cap = cv2.VideoCapture(str(video))
+    ok, image = cap.read()
+    faces = Monitor(quiet()).faces(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+    assert len(faces) == 1 and faces[0].expression is not None
