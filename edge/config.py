@@ -86,7 +86,7 @@ class MonitorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
     source: SourceConfig = Field(default_factory=lambda: {"type": "demo"}, description="where frames come from")
-    detector: DetectorConfig = Field(default_factory=lambda: {"type": "haar"}, description="face detector")
+    detector: DetectorConfig = Field(default_factory=lambda: {"type": "blazeface"}, description="face detector")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig)

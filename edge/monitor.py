@@ -79,7 +79,11 @@ class Monitor:
 
     def __init__(self, cfg: MonitorConfig) -> None:
         self.cfg = cfg
-        self.detector = detectors.create(cfg.detector)
+        try:
+            self.detector = detectors.create(cfg.detector)
+        except detectors.Unavailable as exc:  # e.g. the BlazeFace file removed from a trimmed install
+            log.warning("face detector %s unavailable (%s); using OpenCV's Haar cascade", cfg.detector.type, exc)
+            self.detector = detectors.create({"type": "haar"})
         m = cfg.models
         self.expression = optional_model(m.expression, m.threads, m.backend, "expression")
         self.eye_state = optional_model(m.eye_state, m.threads, m.backend, "eye-state")
@@ -279,7 +283,7 @@ def run(cfg: MonitorConfig, max_frames: int | None = None, on_frame: Callable[[F
                 summary.bad_frames += 1
                 if summary.bad_frames % cfg.faults.bad_frame_report_every == 1:
                     shape = getattr(frame.gray, "shape", None)
-                    emit(Event("fault", "bad_frame", "skipped", 1, frame.ts,
+                    emit(Event("fault", "bad_frame", "skipped", 0, frame.ts,
                                message=f"frame {frame.index}: unusable image (shape {shape}); "
                                        f"{summary.bad_frames} so far"))
                 continue

@@ -19,7 +19,7 @@ class TrackingConfig(BaseModel):
 
     detect_every: int = Field(3, ge=1, le=100, description="while a driver is tracked, re-detect around the "
                                                            "driver's box every N frames; hold the box in between")
-    search_every: int = Field(5, ge=1, le=100, description="while no driver is tracked, search the whole frame "
+    search_every: int = Field(2, ge=1, le=100, description="while no driver is tracked, search the whole frame "
                                                            "every N frames")
     full_every: int = Field(30, ge=1, le=10000, description="while tracking, also search the whole frame every N "
                                                             "frames (a face that moved fast, a new driver)")
