@@ -43,6 +43,17 @@ class FaceResult:
     eyes_open: float | None = None
     yawn: float | None = None
 
+    def label(self) -> str:
+        parts = []
+        if self.expression:
+            top = max(self.expression, key=self.expression.__getitem__)
+            parts.append(f"{top} {self.expression[top]:.2f}")
+        if self.eyes_open is not None:
+            parts.append(f"eyes {self.eyes_open:.2f}")
+        if self.yawn is not None:
+            parts.append(f"yawn {self.yawn:.2f}")
+        return " ".join(parts) or "face"
+
     def to_json(self) -> dict:
         return {"box": [round(v, 1) for v in self.detection.box], "score": round(self.detection.score, 4),
                 "expression": self.expression, "eyes_open": self.eyes_open, "yawn": self.yawn}
@@ -293,15 +304,16 @@ def run(cfg: MonitorConfig, max_frames: int | None = None, on_frame: Callable[[F
             for event in result.events:
                 emit(event)
             dispatcher.retry()
-            if dispatcher.wants_frames:
+            if dispatcher.wants_frames or save_dir is not None:
+                image = frame.bgr if frame.bgr is not None else frame.gray
+                faces = [(result.driver.detection.box, result.driver.label())] if result.driver else []
                 active = {name: st.level for name, st in monitor.rules.items() if st.level}
-                dispatcher.show(frame, [result.driver] if result.driver else [], active)
-            if save_dir is not None:
-                import cv2
+                if dispatcher.wants_frames:
+                    dispatcher.show(image, faces, active)
+                if save_dir is not None:  # only when the user asked for frames on disk (privacy)
+                    from edge.outputs.overlay import draw
 
-                from edge.outputs.overlay import draw
-
-                cv2.imwrite(str(save_dir / f"{frame.index:06d}.jpg"), draw(frame, result))
+                    cv2.imwrite(str(save_dir / f"{frame.index:06d}.jpg"), draw(image, faces, active))
             monitor.timings["output"].append((time.perf_counter() - t) * 1000.0)
             summary.frames += 1
             summary.faces += result.driver is not None
