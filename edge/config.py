@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge import detectors, outputs, sources
 from edge.alerts import RuleConfig
+from edge.drowsiness import DrowsinessConfig
+from edge.drowsiness import default_rules as drowsiness_rules
 from edge.plugins import config_union
 from edge.temporal import SmoothingConfig
 from edge.tracking import TrackingConfig
@@ -68,7 +70,7 @@ class FaultConfig(BaseModel):
 
 def default_rules() -> list[RuleConfig]:
     """Defaults referenced in the README; each can be replaced in the YAML file's ``rules`` list."""
-    return [
+    return drowsiness_rules() + [
         RuleConfig(name="driver_not_visible", signal="no_face_s", threshold=3.0, release=0.5, levels=[0.0, 7.0],
                    clear_after_s=1.0),
         RuleConfig(name="anger", signal="expression.angry", threshold=0.5, release=0.35, levels=[3.0, 10.0],
@@ -90,6 +92,7 @@ class MonitorConfig(BaseModel):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig)
+    drowsiness: DrowsinessConfig = Field(default_factory=DrowsinessConfig)
     rules: list[RuleConfig] = Field(default_factory=default_rules, description="alert rules (see edge/alerts.py)")
     outputs: list[OutputConfig] = Field(default_factory=default_outputs, min_length=1,
                                         description="where events go; all local")

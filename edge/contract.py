@@ -48,6 +48,11 @@ class CropSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    reference: Literal["face_box", "eye", "mouth"] = Field(
+        "face_box", description="what the crop is centred on: the face box, an eye keypoint or the mouth keypoint")
+    size_iod: float | None = Field(None, gt=0, le=4, description="eye/mouth crops: side in inter-ocular distances "
+                                                                 "(tools/measure_eye_crop.py)")
+    mirror_left: bool = Field(False, description="eye crops: the left eye is mirrored to look like a right eye")
     margin: float = Field(0.0, ge=-0.4, le=1.0, description="added on each side, as a fraction of the box side")
     square: bool = True
     align: Literal["none", "eyes-level"] = "none"

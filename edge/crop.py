@@ -36,3 +36,32 @@ def crop(gray: np.ndarray, box: tuple[int, int, int, int], spec: CropSpec, size:
         x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
     patch = gray[y0:y1, x0:x1]
     return cv2.resize(patch, size, interpolation=_INTERPOLATION[spec.interpolation])
+
+
+def crop_rotated(gray: np.ndarray, centre: tuple[float, float], side: float, angle_deg: float,
+                 size: tuple[int, int]) -> np.ndarray:
+    """A square of ``side`` pixels centred on ``centre``, rotated by ``angle_deg`` (so a tilted eye line comes out
+    level), resized to ``size`` (w, h) in one warp; outside the frame the border is replicated."""
+    w, h = size
+    scale = w / side
+    m = cv2.getRotationMatrix2D(centre, angle_deg, scale)
+    m[0, 2] += w / 2 - centre[0]
+    m[1, 2] += h / 2 - centre[1]
+    return cv2.warpAffine(gray, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def eye_line(keypoints: dict[str, tuple[float, float]]) -> tuple[float, float]:
+    """(inter-ocular distance in pixels, roll angle in degrees) from the two eye keypoints."""
+    (rx, ry), (lx, ly) = keypoints["right_eye"], keypoints["left_eye"]
+    return float(np.hypot(lx - rx, ly - ry)), float(np.degrees(np.arctan2(ly - ry, lx - rx)))
+
+
+#: Where the eyes and mouth sit in a frontal face box when the detector gives no keypoints (Haar): fractions of
+#: the box, measured as the median BlazeFace keypoints inside Haar boxes (tools/measure_eye_crop.py).
+BOX_KEYPOINTS = {"right_eye": (0.313, 0.411), "left_eye": (0.668, 0.399), "nose": (0.571, 0.625),
+                 "mouth": (0.537, 0.802)}
+
+
+def keypoints_from_box(box: tuple[float, float, float, float]) -> dict[str, tuple[float, float]]:
+    x, y, w, h = box
+    return {k: (x + fx * w, y + fy * h) for k, (fx, fy) in BOX_KEYPOINTS.items()}

@@ -17,12 +17,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge import detectors, outputs, sources
+from edge import detectors, drowsiness, outputs, sources
 from edge.alerts import RuleState, step
 from edge.config import MonitorConfig
 from edge.contract import ContractError
-from edge.crop import crop
+from edge.crop import crop, crop_rotated, eye_line, keypoints_from_box
 from edge.detectors import Detection
+from edge.drowsiness import Observation
 from edge.events import Event
 from edge.models import Classifier, models_dir
 from edge.sources import Frame, SourceLost
@@ -101,6 +102,7 @@ class Monitor:
         self.yawn = optional_model(m.yawn, m.threads, m.backend, "yawn")
         self.track: DriverTrack | None = None
         self.driver = DriverState()
+        self.drowsy = drowsiness.DrowsyState()
         self.rules = {rule.name: RuleState() for rule in cfg.rules}
         self.timings: dict[str, list[float]] = defaultdict(list)
         self.counts: Counter[str] = Counter()
@@ -113,14 +115,57 @@ class Monitor:
     def faces(self, gray: np.ndarray) -> list[FaceResult]:
         """Every face in one image with its model outputs, the likely driver first (for ``analyze``)."""
         found = rank_faces(self.detector.detect(gray), gray.shape, self.cfg.tracking)
-        return [self.describe_face(gray, det) for det in found]
+        return [self.describe_face(gray, det, rounded=True) for det in found]
 
-    def describe_face(self, gray: np.ndarray, det: Detection) -> FaceResult:
+    def describe_face(self, gray: np.ndarray, det: Detection, rounded: bool = False) -> FaceResult:
+        """Crop the face (and its eyes and mouth) the way each model's sidecar says, and run the models."""
         result = FaceResult(det)
+        t = time.perf_counter()
+        crop_ms = infer_ms = 0.0
         if self.expression is not None:
             patch = crop(gray, det.int_box, self.expression.contract.crop, self.expression.input_size)
+            t1 = time.perf_counter()
             probs = self.expression.probabilities(patch[None])[0]
-            result.expression = {k: round(float(p), 4) for k, p in zip(self.expression.labels, probs, strict=True)}
+            t2 = time.perf_counter()
+            crop_ms, infer_ms = crop_ms + (t1 - t) * 1e3, infer_ms + (t2 - t1) * 1e3
+            t = t2
+            result.expression = {k: float(p) for k, p in zip(self.expression.labels, probs, strict=True)}
+        if self.eye_state is not None or self.yawn is not None:
+            keypoints = det.keypoints or keypoints_from_box(det.box)
+            iod, angle = eye_line(keypoints)
+            if iod >= 4:
+                if self.eye_state is not None:
+                    spec = self.eye_state.contract.crop
+                    side = (spec.size_iod or 0.55) * iod
+                    tilt = angle if spec.align == "eyes-level" else 0.0
+                    eyes = np.stack([crop_rotated(gray, keypoints[e], side, tilt, self.eye_state.input_size)
+                                     for e in ("right_eye", "left_eye")])
+                    if spec.mirror_left:
+                        eyes[1] = eyes[1][:, ::-1]
+                    t1 = time.perf_counter()
+                    p = self.eye_state.probabilities(eyes)
+                    t2 = time.perf_counter()
+                    crop_ms, infer_ms = crop_ms + (t1 - t) * 1e3, infer_ms + (t2 - t1) * 1e3
+                    t = t2
+                    result.eyes_open = float(p[:, self.eye_state.labels.index("open")].mean())
+                if self.yawn is not None:
+                    spec = self.yawn.contract.crop
+                    side = (spec.size_iod or 1.6) * iod
+                    tilt = angle if spec.align == "eyes-level" else 0.0
+                    mouth = crop_rotated(gray, keypoints["mouth"], side, tilt, self.yawn.input_size)
+                    t1 = time.perf_counter()
+                    p = self.yawn.probabilities(mouth[None])[0]
+                    t2 = time.perf_counter()
+                    crop_ms, infer_ms = crop_ms + (t1 - t) * 1e3, infer_ms + (t2 - t1) * 1e3
+                    positive = [lb for lb in self.yawn.labels if lb in ("yawn", "open", "mouth_open")]
+                    result.yawn = float(p[self.yawn.labels.index(positive[0])]) if positive else float(p[-1])
+        self.timings["crop"].append(crop_ms)
+        self.timings["infer"].append(infer_ms)
+        if rounded:
+            if result.expression is not None:
+                result.expression = {k: round(v, 4) for k, v in result.expression.items()}
+            result.eyes_open = None if result.eyes_open is None else round(result.eyes_open, 4)
+            result.yawn = None if result.yawn is None else round(result.yawn, 4)
         return result
 
     def _detect(self, frame: Frame) -> bool:
@@ -171,24 +216,25 @@ class Monitor:
         detected = self._detect(frame)
         t = self._timed("detect", t)
 
-        face = None
-        if self.track is not None:
-            face = FaceResult(self.track.detection)
-            t = self._timed("crop", t)
-            if self.expression is not None:
-                patch = crop(frame.gray, face.detection.int_box, self.expression.contract.crop,
-                             self.expression.input_size)
-                probs = self.expression.probabilities(patch[None])[0]
-                face.expression = dict(zip(self.expression.labels, (float(p) for p in probs), strict=True))
-            t = self._timed("infer", t)
-            self.counts["faces"] += 1
+        face = self.describe_face(frame.gray, self.track.detection) if self.track is not None else None
+        t = time.perf_counter()
         self.counts["frames"] += 1
+        self.counts["faces"] += face is not None
 
         probs = None if face is None or face.expression is None else np.array(list(face.expression.values()))
         self.driver = observe(self.driver, probs if face is not None else None, frame.ts, self.cfg.smoothing)
         if face is not None and probs is None:  # no expression model: still record that a face was seen
             self.driver = DriverState(self.driver.probs, frame.ts, self.driver.first_frame)
+        sample = frame.gray[::8, ::8]
+        obs = Observation(
+            eyes_open=None if face is None else face.eyes_open,
+            yawn=None if face is None else face.yawn,
+            face_box=None if face is None else face.detection.box,
+            keypoints=None if face is None else face.detection.keypoints,  # observed only, never the box guess
+            frame_height=frame.gray.shape[0], brightness=float(sample.mean()), spread=float(sample.std()))
+        self.drowsy = drowsiness.update(self.drowsy, obs, frame.ts, self.cfg.drowsiness)
         signals = self.signals(frame.ts, face is not None)
+        signals.update(drowsiness.signals(self.drowsy, frame.ts, self.cfg.drowsiness))
         events = []
         for rule in self.cfg.rules:
             self.rules[rule.name], fired = step(self.rules[rule.name], signals.get(rule.signal), frame.ts, rule)
