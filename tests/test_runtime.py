@@ -151,7 +151,8 @@ def test_demo_run_raises_driver_not_visible_in_the_hidden_stretch():
 
 
 class FlakySource(sources.Source):
-    """A camera that delivers a bad frame, then fails twice (unplugged cable), then works again."""
+    """A camera that delivers an empty frame, fails (unplugged cable), fails to reopen once, then works again but
+    also hands over a None, a colour and a float frame."""
 
     type_key = "flaky-test"
     finite = False
@@ -169,8 +170,10 @@ class FlakySource(sources.Source):
         self.n += 1
         if self.n == 3:
             raise sources.SourceLost("flaky camera: read failed")
-        if self.n == 2:
-            return sources.Frame(self.n, self.n * 0.1, np.zeros((0, 0), np.uint8))
+        bad = {2: np.zeros((0, 0), np.uint8), 5: None, 6: np.zeros((120, 160, 3), np.uint8),
+               7: np.zeros((120, 160), np.float32)}
+        if self.n in bad:
+            return sources.Frame(self.n, self.n * 0.1, bad[self.n])
         return sources.Frame(self.n, self.n * 0.1, np.full((120, 160), 90, np.uint8))
 
 
@@ -180,14 +183,15 @@ def test_lost_camera_is_retried_with_backoff_and_bad_frames_are_counted(monkeypa
     key = ("edge.sources", sources.Source)
     plugins.discover(*key)
     monkeypatch.setitem(plugins._CACHE[key], "flaky-test", FlakySource)
-    cfg = quiet()
+    cfg = quiet(faults={"bad_frame_report_every": 2})
     cfg.source = sources.SourceConfig(type="flaky-test")
     waits: list[float] = []
     summary = run(cfg, max_frames=5, dispatcher=Dispatcher([]), sleep=waits.append)
-    assert summary.frames == 5 and summary.bad_frames == 1 and summary.reconnects == 1
+    assert summary.frames == 5 and summary.bad_frames == 4 and summary.reconnects == 1
     assert waits == [1.0]  # one failed reopen, then the doubling wait was not needed
     names = [(e.name, e.action) for e in summary.events if e.kind == "fault"]
-    assert names == [("bad_frame", "skipped"), ("camera_lost", "lost"), ("camera_lost", "recovered")]
+    assert names == [("bad_frame", "skipped"), ("camera_lost", "lost"), ("camera_lost", "recovered"),
+                     ("bad_frame", "skipped")]  # one event per 2 bad frames, not a flood
 
 
 def test_analyze_json_contract_driver_first():

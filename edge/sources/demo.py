@@ -133,7 +133,9 @@ class DemoSource(Source):
         cv2.ellipse(soft, (int(self.face_centre[0]), int(self.face_centre[1])), (int(fw * 0.75), int(fh * 1.05)),
                     0, 0, 360, 1.0, -1)
         self.alpha = cv2.GaussianBlur(soft, (0, 0), fw * 0.08)
-        self.rng = np.random.default_rng(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        # sensor noise from a small pool: drawing a fresh field per frame would cost more than the monitor
+        self.noise = [rng.normal(0, 1, (cfg.height, cfg.width)).astype(np.float32) for _ in range(8)]
         self.index = 0
         self.n_frames = int(round(cfg.duration_s * cfg.fps))
         self._start = time.monotonic()
@@ -157,11 +159,11 @@ class DemoSource(Source):
             frame = alpha * face + (1 - alpha) * frame
         if seg.light == "night":  # IR illuminator: flat, dim, noisy, glowing skin
             frame = 0.55 * frame + 20
-            frame += self.rng.normal(0, 6, frame.shape).astype(np.float32)
+            frame += 6 * self.noise[self.index % len(self.noise)]
         else:  # sunlight flicker through trees and pillars
             gain = 1.0 + 0.15 * math.sin(2 * math.pi * t / 4.0) + 0.05 * math.sin(2 * math.pi * t / 0.9)
             frame = frame * gain
-            frame += self.rng.normal(0, 2, frame.shape).astype(np.float32)
+            frame += 2 * self.noise[self.index % len(self.noise)]
         return np.clip(frame, 0, 255).astype(np.uint8)
 
     def read(self) -> Frame | None:
