@@ -1,8 +1,11 @@
-"""Batch augmentation for grey face crops, suited to a car cabin.
+"""Batch augmentation for grey face and eye crops, suited to a car cabin.
 
 Works on a whole float batch of raw pixels (N,1,H,W in 0..255) with torch ops, so it costs little next to
 the training step on a 2-core CPU. Cabin light swings hard (sun, tunnels, IR at night), the head turns and
 tilts, and hands, sunglasses and the steering wheel hide part of the face.
+
+The near-infrared options (``nir``, ``glare``, ``gradient``, ``downscale``, ``blur_sigma``) are off by default,
+so the expression recipe is unchanged; :data:`PRESETS` holds each task's default.
 """
 
 from __future__ import annotations
@@ -27,6 +30,15 @@ class AugmentConfig(BaseModel):
     noise: float = Field(6.0, ge=0, le=40, description="max sensor noise std, pixel units")
     blur: float = Field(0.2, ge=0, le=1, description="probability of a 3x3 blur (focus, motion)")
     occlusion: float = Field(0.25, ge=0, le=1, description="probability of a random occluding box")
+    blur_sigma: float = Field(0.0, ge=0, le=3, description="when > 0, the blur is Gaussian with sigma drawn "
+                              "in 0.3..blur_sigma (in 24-px units, scaled with the side) instead of one 3x3 pass")
+    nir: float = Field(0.0, ge=0, le=1, description="probability of a near-infrared look: flat contrast, lifted "
+                       "blacks (irises and pupils turn grey under 850/940 nm), a grey level shift")
+    glare: float = Field(0.0, ge=0, le=1, description="probability of 1-3 specular spots (IR LEDs on glasses, "
+                         "corneal glints)")
+    gradient: float = Field(0.0, ge=0, le=128, description="max amplitude of a linear illumination ramp, pixels")
+    downscale: float = Field(0.0, ge=0, le=1, description="probability of a down-then-up resample (small or "
+                             "distant eyes, other cameras)")
 
 
 def _affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
@@ -45,21 +57,88 @@ def _affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Blur each image of ``x`` (N,1,H,W) with its own Gaussian ``sigma`` [N] (pixels), replicate borders."""
+    n, _, h, w = x.shape
+    radius = max(1, int(math.ceil(2.5 * float(sigma.max()))))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t.view(1, -1) / sigma.clamp_min(1e-3).view(-1, 1)) ** 2)
+    k = k / k.sum(dim=1, keepdim=True)  # [N, K]
+    y = F.pad(x.view(1, n, h, w), (radius, radius, radius, radius), mode="replicate")
+    y = F.conv2d(y, k.view(n, 1, 1, -1), groups=n)
+    y = F.conv2d(y, k.view(n, 1, -1, 1), groups=n)
+    return y.view(n, 1, h, w)
+
+
+def _near_infrared(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Flatten contrast, lift the blacks, shift the grey level: on the samples picked with ``cfg.nir``."""
+    n = x.shape[0]
+    r = lambda lo, hi: lo + torch.rand(n, 1, 1, 1, generator=gen) * (hi - lo)  # noqa: E731
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    y = (x - mean) * r(0.45, 0.9) + mean
+    floor = r(0.0, 70.0)
+    y = floor + y.clamp(0, 255) * (1 - floor / 255.0)
+    y = y + r(-50.0, 50.0)
+    pick = (torch.rand(n, 1, 1, 1, generator=gen) < cfg.nir).float()
+    return pick * y + (1 - pick) * x
+
+
+def _glare(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    n, _, h, w = x.shape
+    unit = w / 24.0
+    rows = torch.arange(h, dtype=x.dtype).view(1, h, 1)
+    cols = torch.arange(w, dtype=x.dtype).view(1, 1, w)
+    add = torch.zeros(n, h, w)
+    for spot in range(3):
+        on = (torch.rand(n, generator=gen) < (cfg.glare if spot == 0 else cfg.glare * 0.4)).view(n, 1, 1)
+        cy = (torch.rand(n, generator=gen) * h).view(n, 1, 1)
+        cx = (torch.rand(n, generator=gen) * w).view(n, 1, 1)
+        sigma = ((0.4 + torch.rand(n, generator=gen) ** 2 * 3.0) * unit).view(n, 1, 1)
+        peak = (80 + torch.rand(n, generator=gen) * 200).view(n, 1, 1)
+        add = add + on * peak * torch.exp(-((rows - cy) ** 2 + (cols - cx) ** 2) / (2 * sigma**2))
+    return x + add.unsqueeze(1)
+
+
+def _downscale(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    n, _, h, w = x.shape
+    factor = 0.35 + float(torch.rand(1, generator=gen)) * 0.45
+    small = F.interpolate(x, size=(max(4, round(h * factor)), max(4, round(w * factor))), mode="area")
+    back = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    pick = (torch.rand(n, 1, 1, 1, generator=gen) < cfg.downscale).float()
+    return pick * back + (1 - pick) * x
+
+
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
     """Return an augmented copy of ``x`` (raw pixels, float, N x 1 x H x W), clamped to 0..255."""
     n, _, h, w = x.shape
     x = _affine(x, cfg, gen)
     u = lambda: torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1  # noqa: E731
+    if cfg.downscale > 0:
+        x = _downscale(x, cfg, gen)
 
     gamma = torch.pow(2.0, u() * cfg.gamma)
     x = 255.0 * torch.pow((x / 255.0).clamp_min(1e-6), gamma)
     mean = x.mean(dim=(2, 3), keepdim=True)
     x = (x - mean) * (1 + u() * cfg.contrast) + mean + u() * cfg.brightness
 
+    if cfg.nir > 0:
+        x = _near_infrared(x, cfg, gen)
+    if cfg.gradient > 0:
+        ramp_y = torch.linspace(-1, 1, h).view(1, 1, h, 1)
+        ramp_x = torch.linspace(-1, 1, w).view(1, 1, 1, w)
+        angle = torch.rand(n, 1, 1, 1, generator=gen) * 2 * math.pi
+        x = x + u() * cfg.gradient * (torch.cos(angle) * ramp_x + torch.sin(angle) * ramp_y)
+    if cfg.glare > 0:
+        x = _glare(x, cfg, gen)
+
     if cfg.blur > 0:
-        kernel = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]).div(16).view(1, 1, 3, 3)
-        blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel)
         pick = (torch.rand(n, 1, 1, 1, generator=gen) < cfg.blur).float()
+        if cfg.blur_sigma > 0:
+            sigma = (0.3 + torch.rand(n, generator=gen) * max(0.0, cfg.blur_sigma - 0.3)) * (w / 24.0)
+            blurred = gaussian_blur(x, sigma)
+        else:
+            kernel = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]).div(16).view(1, 1, 3, 3)
+            blurred = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel)
         x = pick * blurred + (1 - pick) * x
 
     if cfg.noise > 0:
@@ -80,3 +159,15 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
         x = torch.where((inside & use).unsqueeze(1), fill.unsqueeze(1), x)
 
     return x.clamp(0, 255)
+
+
+#: Each task's default augmentation (a recipe may override any field).
+PRESETS: dict[str, AugmentConfig] = {
+    "expression": AugmentConfig(),
+    # Eye patches: flips share left and right eyes; +-15 % scale and +-2.4 px shift cover the runtime's crop
+    # jitter; strong tone changes and the NIR look stop the net keying on the photo source's intensity
+    # statistics (CEW's open eyes are LFW press photos, its closed eyes other web photos).
+    "eye_state": AugmentConfig(flip=0.5, rotate_deg=15.0, scale=0.15, shift=0.10, brightness=40.0,
+                               contrast=0.4, gamma=0.6, noise=8.0, blur=0.3, blur_sigma=1.2,
+                               occlusion=0.05, nir=0.35, glare=0.25, gradient=30.0, downscale=0.2),
+}

@@ -1,8 +1,10 @@
-"""Readers for the expression data formats users actually have.
+"""Readers for the data formats users actually have.
 
 - ``fer2013.csv`` (``emotion,pixels,Usage``; plain or ``.gz``),
 - Microsoft's FER+ vote file ``fer2013new.csv`` (row-aligned with fer2013.csv),
-- an image-folder layout ``ROOT/<split>/<class>/*.png|jpg``.
+- an image-folder layout ``ROOT/<split>/<class>/*.png|jpg``,
+- an eye-patch manifest ``ROOT/manifest.csv`` (``file,label,eye,source_face[,identity_if_known]``, the CEW
+  layout): split into train/val/test by a hash of the face, never by patch.
 
 Every reader returns a :class:`FaceSet` of uint8 grey images. A malformed row or file raises
 :class:`DataError` naming the file and line.
@@ -57,18 +59,27 @@ class FaceSet:
     labels: tuple[str, ...] = FER_LABELS
     source: str = ""
     rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # row index in the source
+    #: Per-image strings: ``group`` = the face an image comes from (both eye patches of a face share it),
+    #: ``side`` = left/right. Empty when the format has no such notion (one image per face).
+    groups: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
+    sides: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
 
     def __post_init__(self) -> None:
         if len(self.images) != len(self.targets):
             raise ValueError(f"{len(self.images)} images but {len(self.targets)} targets")
         if self.rows.size == 0:
             self.rows = np.arange(len(self.images), dtype=np.int64)
+        for name in ("groups", "sides"):
+            if 0 < len(getattr(self, name)) != len(self.images):
+                raise ValueError(f"{len(self.images)} images but {len(getattr(self, name))} {name}")
 
     def __len__(self) -> int:
         return len(self.images)
 
     def subset(self, mask: np.ndarray) -> FaceSet:
-        return FaceSet(self.images[mask], self.targets[mask], self.labels, self.source, self.rows[mask])
+        pick = lambda a: a[mask] if len(a) else a  # noqa: E731
+        return FaceSet(self.images[mask], self.targets[mask], self.labels, self.source, self.rows[mask],
+                       pick(self.groups), pick(self.sides))
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.targets, minlength=len(self.labels))
@@ -230,12 +241,20 @@ def _held_out(n: int, targets: np.ndarray) -> np.ndarray:
 
 
 def load_dataset(path: str | Path, split: str) -> FaceSet:
-    """One entry point for the CLI: a fer2013.csv(.gz) or an image-folder root (train/, optional val/, test/).
+    """One entry point for the CLI: a fer2013.csv(.gz), an image-folder root (train/, optional val/, test/) or
+    an eye-patch manifest (``manifest.csv`` or its folder).
 
     Splits are named as in fer2013.csv (Training, PublicTest = validation, PrivateTest = test) or train/val/test.
     """
     path = Path(path)
     split_csv = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}.get(split, split)
+    manifest = eye_manifest_path(path)
+    if manifest is not None:
+        canonical = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}.get(split_csv, split)
+        if canonical not in EYE_SPLIT_SHARES:
+            raise DataError(f"{manifest}: unknown split {split!r}; one of {', '.join(EYE_SPLIT_SHARES)}")
+        eyes = read_eye_manifest_cached(manifest)
+        return eyes.subset(face_split(eyes.groups) == canonical)
     if path.is_dir():
         folder = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}.get(split_csv, split)
         if folder in ("train", "val") and not (path / "val").is_dir():
@@ -282,3 +301,124 @@ def load_fer2013_cached(path: str | Path, cache_dir: str | Path | None = None) -
     np.savez(tmp, **arrays)
     tmp.replace(cache)
     return sets
+
+
+# --- eye patches (CEW layout) -------------------------------------------------------------------------------
+
+#: Eye-state labels in output order (alphabetical, as the CEW folders name them).
+EYE_LABELS: tuple[str, ...] = ("closed", "open")
+EYE_SIZE = 24
+EYE_MANIFEST = "manifest.csv"
+EYE_COLUMNS = ("file", "label", "eye", "source_face")
+#: Share of faces per split; test is never used for choosing anything.
+EYE_SPLIT_SHARES = {"train": 0.7, "val": 0.1, "test": 0.2}
+#: Salt of the face hash: changing it draws another split (record it with the model).
+EYE_SPLIT_SALT = "edgefer-eyes-v1"
+
+
+def eye_manifest_path(path: str | Path) -> Path | None:
+    """The manifest when ``path`` is an eye-patch data set (the manifest itself or its folder), else None."""
+    path = Path(path)
+    if path.is_dir() and (path / EYE_MANIFEST).is_file():
+        return path / EYE_MANIFEST
+    if path.name == EYE_MANIFEST:
+        return path
+    return None
+
+
+def face_split(groups: np.ndarray, shares: dict[str, float] = EYE_SPLIT_SHARES,
+               salt: str = EYE_SPLIT_SALT) -> np.ndarray:
+    """Deterministic split name per image from a hash of its group (face), so every patch of a face (and
+    every face of an identity, when the group is the identity) lands in the same split, whatever the file
+    order or the number of faces."""
+    names = list(shares)
+    edges = np.cumsum([shares[n] for n in names])
+    out = np.empty(len(groups), dtype=object)
+    cache: dict[str, str] = {}
+    for i, g in enumerate(groups):
+        if g not in cache:
+            h = int.from_bytes(hashlib.sha1(f"{salt}:{g}".encode()).digest()[:8], "big") / 2.0**64
+            cache[g] = names[min(int(np.searchsorted(edges, h * edges[-1], side="right")), len(names) - 1)]
+        out[i] = cache[g]
+    return out
+
+
+def read_eye_manifest(manifest: str | Path, size: int = EYE_SIZE,
+                      labels: tuple[str, ...] = EYE_LABELS) -> FaceSet:
+    """Read every patch named by ``manifest.csv`` (paths relative to its folder), grey, resized to ``size``.
+
+    ``groups`` holds the split key: the identity where the manifest knows it (``identity_if_known``), else
+    ``source_face``. ``rows`` holds the 0-based data row. Raises DataError naming the file and line.
+    """
+    manifest = Path(manifest)
+    root = manifest.parent
+    images, targets, groups, sides, rows = [], [], [], [], []
+    face_label: dict[str, tuple[str, int]] = {}
+    seen: dict[str, int] = {}
+    row_index = -1
+    for line, row in _rows(manifest, EYE_COLUMNS):
+        row_index += 1
+        if len(row) < len(EYE_COLUMNS):
+            raise DataError(f"{manifest}:{line}: expected at least {len(EYE_COLUMNS)} fields "
+                            f"{','.join(EYE_COLUMNS)}[,identity_if_known], got {len(row)}")
+        file, label, eye, face = (v.strip() for v in row[:4])
+        identity = row[4].strip() if len(row) > 4 else ""
+        if label not in labels:
+            raise DataError(f"{manifest}:{line}: label {label!r} is not one of {', '.join(labels)}")
+        if eye not in ("left", "right"):
+            raise DataError(f"{manifest}:{line}: eye {eye!r} is not left or right")
+        if not file or not face:
+            raise DataError(f"{manifest}:{line}: empty file or source_face")
+        if file in seen:
+            raise DataError(f"{manifest}:{line}: {file} is listed twice (first on line {seen[file]})")
+        seen[file] = line
+        if face_label.setdefault(face, (label, line))[0] != label:
+            raise DataError(f"{manifest}:{line}: face {face} is {label} here but "
+                            f"{face_label[face][0]} on line {face_label[face][1]}")
+        if not (root / file).is_file():
+            raise DataError(f"{manifest}:{line}: {root / file}: no such file")
+        try:
+            images.append(_read_grey(root / file, size))
+        except DataError as exc:
+            raise DataError(f"{manifest}:{line}: {exc}") from None
+        targets.append(labels.index(label))
+        groups.append(f"id:{identity}" if identity else f"face:{face}")
+        sides.append(eye)
+        rows.append(row_index)
+    if not images:
+        raise DataError(f"{manifest}: header only, no data rows")
+    return FaceSet(np.stack(images), np.array(targets, dtype=np.int64), labels, manifest.parent.name,
+                   np.array(rows, dtype=np.int64), np.array(groups, dtype=object), np.array(sides, dtype=object))
+
+
+_EYE_CACHE: dict[tuple, FaceSet] = {}
+
+
+def read_eye_manifest_cached(manifest: str | Path, size: int = EYE_SIZE) -> FaceSet:
+    """read_eye_manifest, kept in memory per (manifest, size, mtime): each toolchain step reads it twice."""
+    manifest = Path(manifest)
+    stat = manifest.stat()
+    key = (str(manifest.resolve()), size, stat.st_size, stat.st_mtime_ns)
+    if key not in _EYE_CACHE:
+        _EYE_CACHE.clear()
+        _EYE_CACHE[key] = read_eye_manifest(manifest, size)
+    return _EYE_CACHE[key]
+
+
+def dataset_info(path: str | Path) -> dict:
+    """What a data path holds, for the model contract: task, name, split names and how they were drawn."""
+    path = Path(path)
+    manifest = eye_manifest_path(path)
+    if manifest is not None:
+        return {"task": "eye_state", "name": "CEW" if "cew" in str(manifest.parent).lower() else manifest.parent.name,
+                "source": manifest.parent.name, "format": "eye manifest", "train": "train", "validation": "val",
+                "test": "test", "default_test_split": "test",
+                "split": {"by": "identity_if_known, else source_face (both eyes of a face stay together)",
+                          "method": "sha1(salt:group) -> [0,1)", "salt": EYE_SPLIT_SALT,
+                          "shares": EYE_SPLIT_SHARES}}
+    if path.is_dir():
+        return {"task": "expression", "name": path.name, "source": path.name, "format": "image folder",
+                "train": "train", "validation": "val", "test": "test", "default_test_split": "test"}
+    return {"task": "expression", "name": "FER2013", "source": path.name, "format": "fer2013.csv",
+            "train": "Training", "validation": "PublicTest", "test": "PrivateTest",
+            "default_test_split": "PrivateTest"}

@@ -147,3 +147,31 @@ def evaluate_model(model: str | Path, data: str | Path, split: str, out_dir: str
     plot_confusion(report, out_dir / "confusion.png", f"{classifier.contract.name} on {test.source}: "
                    f"acc {report['accuracy']:.3f}, UAR {report['uar']:.3f}")
     return report
+
+
+def grouped_accuracy(data, logits: np.ndarray) -> dict:
+    """Accuracy per patch, per side (left / right eye) and per face for data with several images per face
+    (``data.groups``, ``data.sides``). A face's prediction averages its patches' probabilities; ``both_correct``
+    is the share of faces whose every patch is right."""
+    pred = logits.argmax(1)
+    right = pred == data.targets
+    out: dict = {"per_patch": {"n": int(len(right)), "accuracy": float(right.mean()) if len(right) else float("nan")}}
+    if len(data.sides):
+        out["per_eye"] = {str(side): {"n": int((data.sides == side).sum()),
+                                      "accuracy": float(right[data.sides == side].mean())}
+                          for side in sorted(set(data.sides))}
+    if len(data.groups):
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs = e / e.sum(axis=1, keepdims=True)
+        faces = sorted(set(data.groups))
+        index = {g: i for i, g in enumerate(faces)}
+        gi = np.array([index[g] for g in data.groups])
+        mean_probs = np.zeros((len(faces), probs.shape[1]))
+        np.add.at(mean_probs, gi, probs)
+        truth = np.zeros(len(faces), dtype=np.int64)
+        truth[gi] = data.targets
+        all_right = np.ones(len(faces), dtype=bool)
+        np.logical_and.at(all_right, gi, right)
+        out["per_face"] = {"n": len(faces), "accuracy": float((mean_probs.argmax(1) == truth).mean()),
+                           "both_correct": float(all_right.mean())}
+    return out

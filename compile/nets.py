@@ -1,4 +1,6 @@
-"""Network definitions: the tiny expression student and the CPU-trainable teacher.
+"""Network definitions: the tiny students and the CPU-trainable teachers (expression at 48x48, eye state at
+24x24; the input size is not part of a net: global average pooling makes every one size-agnostic, and the
+data set decides the size the model is trained, exported and shipped at).
 
 Every net takes raw grey pixels 0..255 in NCHW and normalises inside the graph (Mul+Add), so the int8 TFLite
 input is the raw pixel and the device never has to know the training statistics. The normalisation is not
@@ -89,6 +91,17 @@ ARCHITECTURES: dict[str, dict] = {
     "teacher": {"widths": (32, 64, 128, 256), "depth": 3, "stem_stride": 1, "attention": True, "dropout": 0.4},
     # For tests: trains in seconds.
     "micro": {"widths": (8, 16), "depth": 1, "stem_stride": 2, "attention": False},
+    # Eye state on 24x24 patches: full resolution in the first stage (an eyelid is 1-3 px thick there),
+    # three stages 24 -> 12 -> 6. ~5.3 M MACs and 71 K params before pruning.
+    "eye-student": {"widths": (16, 32, 64), "depth": 2, "stem_stride": 1, "attention": False},
+    # Its teacher: 2x the channels, 3 convs per stage, channel attention: ~31 M MACs.
+    "eye-teacher": {"widths": (32, 64, 128), "depth": 3, "stem_stride": 1, "attention": True, "dropout": 0.3},
+}
+
+#: Default student / teacher per task (the recipe may name any other).
+TASK_ARCHS: dict[str, dict[str, str]] = {
+    "expression": {"student": "student", "teacher": "teacher"},
+    "eye_state": {"student": "eye-student", "teacher": "eye-teacher"},
 }
 
 

@@ -10,29 +10,72 @@ import numpy as np
 import torch
 
 from compile import nets, teacher
-from compile.data import FaceSet, load_dataset
+from compile.augment import PRESETS
+from compile.data import FaceSet, dataset_info, load_dataset
 from compile.quantize import ParityBounds
 from compile.train import TrainConfig, accuracy, fit, predict_logits
+from edge.contract import CropSpec
+
+#: What each task's classifier looks at: recorded in the dataset part of the sidecar.
+TASK_INPUTS = {
+    "expression": "a face box (Haar / BlazeFace) widened by the crop margin, grey, square",
+    "eye_state": "one eye, grey, square, centred on the eye keypoint, side 0.55 x the inter-ocular distance, eye "
+                 "line level (the scale at which runtime crops best match CEW patches: tools/measure_eye_crop.py)",
+    "yawn": "the face or mouth region",
+}
+
+
+#: Side of an eye crop in inter-ocular distances at which runtime crops match CEW patches best
+#: (tools/measure_eye_crop.py: 912 faces; the match is flat from 0.5 to 0.8).
+EYE_CROP_IOD = 0.55
+
+
+def task_crop(task: str, margin: float) -> CropSpec:
+    """How the runtime must cut this task's input, written into the sidecar."""
+    if task == "eye_state":
+        return CropSpec(reference="eye", size_iod=EYE_CROP_IOD, align="eyes-level", interpolation="linear")
+    return CropSpec(margin=margin, square=True, align="none", interpolation="area")
+
+
+def resolve_task(data: str | Path, task: str | None = None) -> str:
+    """The task a data set trains: given, or read from its format (an eye manifest -> eye_state)."""
+    found = dataset_info(data)["task"]
+    if task is not None and task != found:
+        raise ValueError(f"{data}: holds {found} data, but task {task!r} was asked for")
+    return task or found
 
 
 def _splits(data: str | Path) -> tuple[FaceSet, FaceSet]:
-    return load_dataset(data, "Training"), load_dataset(data, "PublicTest")
+    info = dataset_info(data)
+    return load_dataset(data, info["train"]), load_dataset(data, info["validation"])
+
+
+def _config(cfg: TrainConfig | None, task: str, **defaults) -> TrainConfig:
+    """The run's config with the task's augmentation preset filled in when none was chosen."""
+    cfg = cfg or TrainConfig(**defaults)
+    if cfg.augment is None:
+        cfg = cfg.model_copy(update={"augment": PRESETS.get(task, PRESETS["expression"])})
+    return cfg
 
 
 def make_teacher(data: str | Path, out: str | Path, *, votes: str | Path | None = None,
                  wrap: list[tuple[str, str]] | None = None, train_arch: str | None = None,
-                 weights: list[float] | None = None, cfg: TrainConfig | None = None) -> dict:
+                 weights: list[float] | None = None, cfg: TrainConfig | None = None,
+                 task: str | None = None) -> dict:
     """Build the soft-label file ``out`` (.npz) from any mix of teachers.
 
     ``votes``: FER+ vote file; ``wrap``: (model path, input convention name in teacher.KNOWN_WRAPS);
-    ``train_arch``: train a torch teacher here first. ``weights`` in that order (default equal).
+    ``train_arch``: train a torch teacher here first ('default' = the task's teacher, nets.TASK_ARCHS).
+    ``weights`` in that order (default equal). ``task``: checked against the data; read from it when None.
     """
+    task = resolve_task(data, task)
     train, val = _splits(data)
     parts: list[np.ndarray] = []
     names: list[str] = []
     report: dict = {}
     if train_arch:
-        cfg = cfg or TrainConfig(epochs=30)
+        train_arch = nets.TASK_ARCHS[task]["teacher"] if train_arch == "default" else train_arch
+        cfg = _config(cfg, task, epochs=30)
         torch.manual_seed(cfg.seed)
         model = nets.build(train_arch, len(train.labels))
         run_dir = Path(out).with_suffix("")
@@ -40,7 +83,9 @@ def make_teacher(data: str | Path, out: str | Path, *, votes: str | Path | None 
         logits = predict_logits(model, train.images)
         parts.append(torch.softmax(torch.from_numpy(logits), 1).numpy())
         names.append(f"trained:{train_arch}")
-        report[names[-1]] = {"val_acc": accuracy(model, val), "checkpoint": str(run_dir / "best.pt")}
+        macs, params = nets.count_macs(model, train.images.shape[1])
+        report[names[-1]] = {"val_acc": accuracy(model, val), "checkpoint": str(run_dir / "best.pt"),
+                             "macs": macs, "params": params, "config": cfg.model_dump()}
     if votes:
         parts.append(teacher.ferplus_teacher(votes, train))
         names.append(f"ferplus:{Path(votes).name}")
@@ -57,16 +102,20 @@ def make_teacher(data: str | Path, out: str | Path, *, votes: str | Path | None 
     for name, part in zip(names, parts, strict=True):
         report.setdefault(name, {})["train_agreement"] = teacher.teacher_agreement(part, train)
     description = {"teachers": names, "weights": weights or [1.0] * len(parts), "report": report,
-                   "train_agreement": teacher.teacher_agreement(probs, train), "data": str(data)}
+                   "train_agreement": teacher.teacher_agreement(probs, train), "data": str(data), "task": task}
     teacher.save_soft_labels(out, probs, train, description)
     return description
 
 
-def distill(data: str | Path, out_dir: str | Path, *, arch: str = "student", soft_labels: str | Path | None = None,
-            cfg: TrainConfig | None = None) -> dict:
-    """Train a student; with ``soft_labels`` it is Hinton distillation, without it the same recipe on hard labels."""
+def distill(data: str | Path, out_dir: str | Path, *, arch: str | None = None,
+            soft_labels: str | Path | None = None, cfg: TrainConfig | None = None, task: str | None = None) -> dict:
+    """Train a student; with ``soft_labels`` it is Hinton distillation, without it the same recipe on hard labels.
+
+    ``arch`` None: the task's student ('student' for expression, 'eye-student' for eye_state)."""
+    task = resolve_task(data, task)
+    arch = arch or nets.TASK_ARCHS[task]["student"]
     train, val = _splits(data)
-    cfg = cfg or TrainConfig()
+    cfg = _config(cfg, task)
     soft, description = (None, None)
     if soft_labels:
         soft, description = teacher.load_soft_labels(soft_labels, train)
@@ -75,24 +124,25 @@ def distill(data: str | Path, out_dir: str | Path, *, arch: str = "student", sof
     torch.manual_seed(cfg.seed)
     model = nets.build(arch, len(train.labels))
     history = fit(model, train, val, cfg, out_dir, soft_targets=soft, tag=f"distill-{arch}")
-    macs, params = nets.count_macs(model)
-    summary = {"arch": arch, "val_acc": history["best_val_acc"], "macs": macs, "params": params,
-               "teacher": description, "config": cfg.model_dump()}
+    macs, params = nets.count_macs(model, train.images.shape[1])
+    summary = {"arch": arch, "task": task, "input_size": int(train.images.shape[1]), "val_acc": history["best_val_acc"],
+               "macs": macs, "params": params, "teacher": description, "config": cfg.model_dump()}
     Path(out_dir, "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
 
 def prune(data: str | Path, model_path: str | Path, out_dir: str | Path, *, ratio: float = 0.4,
-          soft_labels: str | Path | None = None, cfg: TrainConfig | None = None) -> dict:
+          soft_labels: str | Path | None = None, cfg: TrainConfig | None = None, task: str | None = None) -> dict:
     """Structured pruning of a trained model, then fine-tuning (with the teacher when one is given)."""
     from compile.prune import prune_channels
 
+    task = resolve_task(data, task)
     train, val = _splits(data)
     model = torch.load(model_path, weights_only=False)
     acc_before = accuracy(model, val)
-    stats = prune_channels(model, ratio)
+    stats = prune_channels(model, ratio, size=train.images.shape[1])
     acc_pruned = accuracy(model, val)
-    cfg = cfg or TrainConfig(epochs=10, lr=0.02)
+    cfg = _config(cfg, task, epochs=10, lr=0.02)
     soft = teacher.load_soft_labels(soft_labels, train)[0] if soft_labels else None
     if soft is None:
         cfg = cfg.model_copy(update={"alpha": 0.0})
@@ -130,19 +180,26 @@ def tool_versions() -> dict[str, str]:
 
 
 def quantize(data: str | Path, model_path: str | Path, name: str, models_dir: str | Path = "models", *,
-             test_split: str = "PrivateTest", bounds: ParityBounds | None = None, provenance: dict | None = None,
-             reports_dir: str | Path = "reports", crop_margin: float = 0.0, task: str = "expression") -> dict:
-    """Export ONNX, convert to full-int8 TFLite, gate on parity, evaluate, and ship model + sidecar."""
+             test_split: str | None = None, bounds: ParityBounds | None = None, provenance: dict | None = None,
+             reports_dir: str | Path = "reports", crop_margin: float = 0.0, task: str | None = None) -> dict:
+    """Export ONNX, convert to full-int8 TFLite, gate on parity, evaluate, and ship model + sidecar.
+
+    ``test_split`` None: the data set's test split (PrivateTest, or test). ``task`` None: read from the data.
+    Data with several images per face (eye patches) also get per-eye and per-face accuracy, and eye-state
+    models a robustness table (tone, blur, NIR-like and crop-jitter copies of the test faces)."""
     import datetime
     import shutil
 
     from compile import evaluate
     from compile.quantize import calibration_images, check_parity, convert_int8, export_onnx, run_tflite, tflite_ops
-    from edge.contract import CropSpec, InputSpec, ModelContract, OutputSpec, sha256_of, write_contract
+    from edge.contract import InputSpec, ModelContract, OutputSpec, sha256_of, write_contract
 
+    task = resolve_task(data, task)
+    info = dataset_info(data)
+    test_split = test_split or info["default_test_split"]
     bounds = bounds or ParityBounds()
     provenance = provenance if provenance is not None else provenance_of(model_path)
-    train = load_dataset(data, "Training")
+    train = load_dataset(data, info["train"])
     test = load_dataset(data, test_split)
     model = torch.load(model_path, weights_only=False)
     model.eval()
@@ -162,6 +219,19 @@ def quantize(data: str | Path, model_path: str | Path, name: str, models_dir: st
     evaluate.write_json(report, reports / "eval_int8.json")
     evaluate.plot_confusion(report, reports / "confusion_int8.png",
                             f"{name} int8 on {test.source}: acc {report['accuracy']:.3f}, UAR {report['uar']:.3f}")
+    metrics = {"test": {"split": test.source if task == "expression" else f"{test.source}:{test_split}",
+                        "accuracy": report["accuracy"], "uar": report["uar"], "macro_f1": report["macro_f1"]},
+               "parity": parity, "ops": ops}
+    if len(test.groups):
+        float_logits = predict_logits(model, test.images)
+        metrics["test"]["float"] = evaluate.grouped_accuracy(test, float_logits)
+        metrics["test"]["int8"] = evaluate.grouped_accuracy(test, logits)
+    if task == "eye_state":
+        from compile.robustness import robustness_report
+
+        metrics["robustness"] = robustness_report(
+            test, {"float": lambda x: predict_logits(model, x), "int8": lambda x: run_tflite(tflites["int8"], x)[0]})
+    evaluate.write_json(metrics, reports / "metrics.json")
     histories = [json.loads(Path(s["run"], "history.json").read_text())
                  for s in provenance.get("recipe", {}).get("steps", []) if Path(s["run"], "history.json").is_file()]
     if histories:
@@ -171,6 +241,10 @@ def quantize(data: str | Path, model_path: str | Path, name: str, models_dir: st
     shutil.copy(tflites["int8"], tflite_out)
     shutil.copy(onnx_path, models_dir / f"{name}.onnx")
     macs, params = nets.count_macs(model, size)
+    dataset = {k: v for k, v in info.items() if k not in ("task", "default_test_split")} | {"test": test_split}
+    dataset |= {"n": {"train": len(train), "test": len(test)}, "input": TASK_INPUTS.get(task, "")}
+    if len(test.groups):
+        dataset["n"]["test_faces"] = len(set(test.groups))
     contract = ModelContract(
         name=name, task=task, file=tflite_out.name, format="tflite", target="cpu",
         sha256=sha256_of(tflite_out), bytes=tflite_out.stat().st_size, labels=list(test.labels),
@@ -178,14 +252,11 @@ def quantize(data: str | Path, model_path: str | Path, name: str, models_dir: st
                         dtype=io["input"]["dtype"], scale=io["input"]["scale"], zero_point=io["input"]["zero_point"]),
         output=OutputSpec(dtype=io["output"]["dtype"], scale=io["output"]["scale"],
                           zero_point=io["output"]["zero_point"], kind="logits"),
-        crop=CropSpec(margin=crop_margin, square=True, align="none", interpolation="area"),
+        crop=task_crop(task, crop_margin),
         threads=1, params=params, macs=macs,
-        metrics={"test": {"split": test.source, "accuracy": report["accuracy"], "uar": report["uar"],
-                          "macro_f1": report["macro_f1"]}, "parity": parity, "ops": ops},
-        dataset={"name": "FER2013", "train": "Training", "validation": "PublicTest", "test": test_split,
-                 "source": Path(data).name},
+        metrics=metrics, dataset=dataset,
         teacher=provenance.get("teacher"), recipe=provenance.get("recipe", {}),
         tools=tool_versions(), created=datetime.date.today().isoformat(),
     )
     write_contract(contract, tflite_out.with_suffix(".json"))
-    return {"model": str(tflite_out), "bytes": contract.bytes, "parity": parity, "eval": report}
+    return {"model": str(tflite_out), "bytes": contract.bytes, "parity": parity, "eval": report, "metrics": metrics}

@@ -37,7 +37,8 @@ class TrainConfig(BaseModel):
     seed: int = 0
     threads: int = Field(2, ge=1, le=256)
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap, for smoke tests")
-    augment: AugmentConfig = AugmentConfig()
+    augment: AugmentConfig | None = Field(None, description="None = the task's preset (augment.PRESETS), "
+                                          "filled in by compile.steps so the recorded config is concrete")
 
 
 def soften(probs: np.ndarray | torch.Tensor, temperature: float) -> torch.Tensor:
@@ -146,6 +147,7 @@ def fit(model: nn.Module, train: FaceSet, val: FaceSet, cfg: TrainConfig, out_di
     targets = torch.from_numpy(train.targets)
     weights = class_weights(train.targets, len(train.labels), cfg.class_balance)[targets] \
         if cfg.class_balance > 0 else None
+    augment = cfg.augment or AugmentConfig()
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         t0 = time.monotonic()
@@ -154,7 +156,7 @@ def fit(model: nn.Module, train: FaceSet, val: FaceSet, cfg: TrainConfig, out_di
         bar = tqdm(range(steps), desc=f"{tag} {epoch + 1}/{cfg.epochs}", leave=False, disable=None)
         for step in bar:
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x = augment_batch(images[idx], cfg.augment, gen)
+            x = augment_batch(images[idx], augment, gen)
             logits = model(x)
             sw = weights[idx] if weights is not None else None
             if soft_all is None:

@@ -108,3 +108,38 @@ def plot_histogram(summary: RunSummary, path: str | Path, title: str) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def model_latency(models: list[str], max_threads: int = 4, runs: int = 500, backend: str | None = None,
+                  warmup: int = 20) -> dict:
+    """Model-only latency: each model's backend ``infer`` on one crop, at 1..``max_threads`` threads (median and
+    p90 of ``runs`` calls after ``warmup``). No camera, detector or tracking, so a Pi owner can compare per-model
+    figures with ``board/reference/*.json`` directly."""
+    import time
+
+    from edge.models import Classifier
+
+    rows = []
+    for name in models:
+        per_thread = []
+        described = ""
+        for threads in range(1, max_threads + 1):
+            clf = Classifier(name, backend=backend, threads=threads)
+            described = clf.backend.type_key
+            h, w = clf.contract.input.height, clf.contract.input.width
+            crop = np.random.default_rng(0).integers(0, 256, (1, h, w), dtype=np.uint8)
+            for _ in range(warmup):
+                clf.backend.infer(crop)
+            times = np.empty(runs)
+            for i in range(runs):
+                t0 = time.perf_counter()
+                clf.backend.infer(crop)
+                times[i] = (time.perf_counter() - t0) * 1000.0
+            per_thread.append({"threads": threads, "median_ms": round(float(np.median(times)), 4),
+                               "p90_ms": round(float(np.percentile(times, 90)), 4)})
+        rows.append({"model": name, "backend": described, "threads": per_thread})
+    result = {"board": board_name(), "runs": runs, "models": rows}
+    warning = governor_warning()
+    if warning:
+        result["warning"] = warning
+    return result

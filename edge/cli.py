@@ -162,6 +162,80 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compile(args: argparse.Namespace) -> int:
+    try:
+        from compile.targets import TargetError, compile_target, describe_table
+    except ImportError as exc:
+        raise SystemExit(f"this subcommand needs the toolchain: pip install -e '.[toolchain]' ({exc})") from None
+    if args.list:
+        print(describe_table())
+        return 0
+    if not args.target or not args.out:
+        raise SystemExit("edgefer compile: --target and --out are required (see --list)")
+    options = {"threads": args.threads, "edgetpu_compiler": args.edgetpu_compiler, "data": args.data,
+               "calib_count": args.calib_count, "split": args.split, "min_agreement": args.min_agreement}
+    try:
+        summary = compile_target(args.target, args.out, model=args.model, **options)
+    except TargetError as exc:
+        raise SystemExit(f"edgefer compile: {exc}") from None
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _cmd_bundle(args: argparse.Namespace) -> int:
+    from compile.bundle import BundleError, build_bundle
+
+    try:
+        result = build_bundle(args.board, args.out, wheelhouse=args.wheelhouse, offline=args.offline,
+                              models=args.models, project_wheel=args.project_wheel)
+    except BundleError as exc:
+        raise SystemExit(f"edgefer bundle: {exc}") from None
+    print(f"{result['bundle']}: {result['bytes'] / 1e6:.1f} MB, {len(result['wheels'])} wheels, models "
+          f"{', '.join(result['models'])} (board {result['board']}, Python {result['python']})")
+    return 0
+
+
+def _cmd_flash(args: argparse.Namespace) -> int:
+    from compile.bundle import BundleError
+    from compile.deploy import DeployError, flash
+
+    try:
+        result = flash(args.bootfs, bundle=args.bundle, boot_path=args.boot_path, wheelhouse=args.wheelhouse)
+    except (BundleError, DeployError) as exc:
+        raise SystemExit(f"edgefer flash: {exc}") from None
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from compile.bundle import BundleError
+    from compile.deploy import DeployError, SshRunner, deploy
+
+    runner = SshRunner(args.host, port=args.port, identity=args.identity)
+    try:
+        result = deploy(runner, board=args.board, bundle=args.bundle, wheelhouse=args.wheelhouse,
+                        dry_run=args.dry_run)
+    except (BundleError, DeployError) as exc:
+        raise SystemExit(f"edgefer deploy: {exc}") from None
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def _cmd_bench_models(args: argparse.Namespace) -> int:
+    from edge import bench
+
+    result = bench.model_latency(args.models or ["fer-student"], max_threads=args.threads, runs=args.runs,
+                                 backend=args.backend)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"per-model latency on {result['board']} ({result['runs']} runs each, median / p90 ms)")
+    for m in result["models"]:
+        cells = "  ".join(f"{t['threads']}t {t['median_ms']:.3f}/{t['p90_ms']:.3f}" for t in m["threads"])
+        print(f"  {m['model']:24s} {m['backend']:10s} {cells}")
+    return 0
+
+
 def _toolchain():
     try:
         from compile import steps
@@ -287,6 +361,56 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print the default config (YAML), or check a file")
     p.add_argument("--check", metavar="FILE", help="validate FILE and exit")
     p.set_defaults(func=_cmd_config)
+
+    p = sub.add_parser("compile", help="build a model for a target: cpu | rpi | coral | jetson (see --list)")
+    p.add_argument("--target", help="cpu, rpi, coral or jetson")
+    p.add_argument("--model", default="fer-student", help="shipped model name or a .tflite path with its sidecar")
+    p.add_argument("--out", help="folder for the artifacts and their sidecars")
+    p.add_argument("--threads", type=int, help="cpu/rpi: XNNPACK threads written to the sidecar")
+    p.add_argument("--edgetpu-compiler", dest="edgetpu_compiler", help="coral: the compiler (default: on PATH)")
+    p.add_argument("--data", help="jetson: fer2013.csv(.gz) or image root, for calibration and parity")
+    p.add_argument("--calib-count", dest="calib_count", type=int, help="jetson: calibration images (400)")
+    p.add_argument("--split", help="jetson: test split for the parity check (PrivateTest)")
+    p.add_argument("--min-agreement", dest="min_agreement", type=float,
+                   help="jetson: int8 ONNX vs int8 TFLite top-1 agreement required (0.98)")
+    p.add_argument("--list", action="store_true", help="print the capability table and exit")
+    p.set_defaults(func=_cmd_compile)
+
+    p = sub.add_parser("bundle", help="one offline-installable archive for a board: wheels, models, config, unit")
+    p.add_argument("--board", required=True, choices=["rpi", "jetson"])
+    p.add_argument("--out", required=True, help="the archive to write (.tar.gz)")
+    p.add_argument("--wheelhouse", help="folder of the board's wheels (missing ones are downloaded into it)")
+    p.add_argument("--offline", action="store_true", help="never download: the wheelhouse must hold every wheel")
+    p.add_argument("--models", help="an 'edgefer compile --out' folder (default rpi: compiled now; jetson: required)")
+    p.add_argument("--project-wheel", dest="project_wheel", help="a prebuilt edgefer wheel (default: built here)")
+    p.set_defaults(func=_cmd_bundle)
+
+    p = sub.add_parser("flash", help="put the rpi bundle and a first-boot installer on a fresh SD card's boot "
+                                     "partition")
+    p.add_argument("--bootfs", required=True, help="the mounted boot partition (has config.txt and cmdline.txt)")
+    p.add_argument("--bundle", help="a bundle from 'edgefer bundle --board rpi' (default: build one)")
+    p.add_argument("--wheelhouse", help="when building the bundle: as for 'edgefer bundle'")
+    p.add_argument("--boot-path", dest="boot_path", default="/boot/firmware",
+                   help="where the Pi mounts this partition (bookworm: /boot/firmware)")
+    p.set_defaults(func=_cmd_flash)
+
+    p = sub.add_parser("deploy", help="copy a bundle to a board over ssh and install it there")
+    p.add_argument("--host", required=True, help="user@board (key-based ssh; sudo on the board)")
+    p.add_argument("--board", default="rpi", choices=["rpi", "jetson"])
+    p.add_argument("--bundle", help="the bundle (default: build one for --board)")
+    p.add_argument("--wheelhouse")
+    p.add_argument("--port", type=int)
+    p.add_argument("--identity", help="ssh private key file")
+    p.add_argument("--dry-run", dest="dry_run", action="store_true", help="probe the board only")
+    p.set_defaults(func=_cmd_deploy)
+
+    p = sub.add_parser("bench-models", help="model-only latency per model at 1..N threads (no camera, no detector)")
+    p.add_argument("models", nargs="*", help="shipped model names or .tflite/.onnx paths (default: fer-student)")
+    p.add_argument("--threads", type=int, default=4, help="measure 1..N threads")
+    p.add_argument("--runs", type=int, default=500, help="timed invokes per model and thread count")
+    p.add_argument("--backend")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_bench_models)
 
     p = sub.add_parser("teacher", help="make the soft-label file a student is distilled from")
     p.add_argument("--data", required=True, help="fer2013.csv(.gz) or an image folder with train/ val/ test/")

@@ -24,3 +24,13 @@ def fer_files(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
+
+
+@pytest.fixture(scope="session")
+def eye_folder(tmp_path_factory) -> Path:
+    """A small CEW-like eye-patch folder (160 faces, 320 patches)."""
+    from fixtures import write_eye_folder
+
+    root = tmp_path_factory.mktemp("eyes")
+    write_eye_folder(root, 160)
+    return root

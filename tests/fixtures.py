@@ -61,3 +61,45 @@ def write_image_folder(root: Path, per_class: int, split: str = "train", seed: i
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             cv2.imwrite(str(folder / f"im{i}.png"), synthetic_face(label, rng))
+
+
+def synthetic_eye(label: int, rng: np.random.Generator, size: int = 24) -> np.ndarray:
+    """A grey eye-like patch: ``label`` 1 (open) is a dark iris disc in a pale almond, 0 (closed) a dark lid
+    line; both on skin of random brightness with noise, jittered in place."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    cy, cx = size / 2 + rng.uniform(-1.5, 1.5), size / 2 + rng.uniform(-1.5, 1.5)
+    skin = rng.uniform(110, 190)
+    img = np.full((size, size), skin, dtype=np.float32)
+    if label == 1:
+        almond = ((xx - cx) / (size * 0.38)) ** 2 + ((yy - cy) / (size * 0.18)) ** 2 < 1
+        img[almond] = skin + 40
+        iris = (xx - cx) ** 2 + (yy - cy) ** 2 < (size * rng.uniform(0.15, 0.2)) ** 2
+        img[iris & almond] = rng.uniform(20, 60)
+    else:
+        lid = (np.abs(yy - cy - 0.08 * (xx - cx) ** 2 / (size / 8)) < 1.2) & (np.abs(xx - cx) < size * 0.38)
+        img[lid] = rng.uniform(20, 60)
+    img += rng.normal(0, 6, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_eye_folder(root: Path, n_faces: int, seed: int = 0) -> list[list[str]]:
+    """A CEW-like folder: ``manifest.csv`` (file,label,eye,source_face,identity_if_known) and 24x24 jpgs in
+    closedLeftEyes/ ... openRightEyes/; faces alternate closed/open, every third open face has an identity.
+    Returns the manifest rows (without the header)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for face in range(n_faces):
+        label = face % 2
+        name = ("closed", "open")[label]
+        identity = f"Person_{face}" if label == 1 and face % 3 == 0 else ""
+        for eye in ("left", "right"):
+            folder = f"{name}{eye.title()}Eyes"
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            file = f"{folder}/face{face:04d}_{eye[0].upper()}.jpg"
+            cv2.imwrite(str(root / file), synthetic_eye(label, rng))
+            rows.append([file, name, eye, f"{name}_{face:04d}/face1", identity])
+    with open(root / "manifest.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "label", "eye", "source_face", "identity_if_known"])
+        w.writerows(rows)
+    return rows

@@ -146,6 +146,9 @@ def test_demo_run_raises_driver_not_visible_in_the_hidden_stretch():
     assert 17.5 <= raised[0].ts <= 18.1
     cleared = [e for e in summary.events if e.name == "driver_not_visible" and e.action == "clear"]
     assert cleared and 20.0 <= cleared[0].ts <= 22.0
+    eyes = [e for e in summary.events if e.name == "eyes_closed"]  # painted lids from 8.0 to 11.5 s
+    assert [(e.action, e.level) for e in eyes] == [("raise", 1), ("escalate", 2), ("clear", 0)]
+    assert 10.0 <= eyes[0].ts <= 10.1 + 1e-9 and 11.0 <= eyes[1].ts <= 11.1 + 1e-9 and 13.5 <= eyes[2].ts <= 13.7
     assert summary.events[0].action == "start" and summary.events[-1].action == "stop"
     assert set(summary.timings) >= {"read", "detect", "infer", "state", "output"}
 

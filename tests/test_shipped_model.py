@@ -47,7 +47,7 @@ def test_predict_demo_on_a_real_photo(capsys):
 
 def test_unknown_model_and_unreadable_image_are_clear_errors(tmp_path, capsys):
     assert main(["predict", "--model", "no-such-model"]) == 2
-    assert "no model named 'no-such-model'; shipped: fer-student" in capsys.readouterr().err
+    assert "no model named 'no-such-model'; shipped: eye-state, fer-student" in capsys.readouterr().err
     bad = tmp_path / "x.png"
     bad.write_bytes(b"garbage")
     assert main(["predict", str(bad)]) == 2

@@ -78,32 +78,36 @@ def _head_images(photo: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, int, i
     head = image[y0:y1, x0:x1].copy()
     face_box = (x - x0, y - y0, w, h)
     closed = head.copy()
-    eye_cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_eye.xml"))
-    fx, fy, fw, fh = face_box
-    upper = head[fy:fy + fh // 2 + fh // 8, fx:fx + fw]
-    eyes: list[tuple[int, int, int, int]] = []
-    for e in sorted(eye_cascade.detectMultiScale(upper, 1.1, 5, minSize=(fw // 10, fw // 10)),
-                    key=lambda b: -b[2] * b[3]):
-        centre = e[0] + e[2] / 2
-        if len(eyes) < 2 and all(abs(centre - (o[0] + o[2] / 2)) > fw / 4 for o in eyes):  # one box per eye
-            eyes.append(tuple(int(v) for v in e))
-    if len(eyes) == 1:  # glasses often hide one eye from the cascade: mirror the other across the face
-        ex, ey, ew, eh = eyes[0]
-        eyes.append((fw - ex - ew, ey, ew, eh))
-    elif not eyes:  # typical frontal-face geometry of the Haar box
-        side = int(0.22 * fw)
-        eyes = [(int(0.3 * fw - side / 2), int(0.38 * fh - side / 2), side, side),
-                (int(0.7 * fw - side / 2), int(0.38 * fh - side / 2), side, side)]
+    eyes = _eye_centres(head, face_box)
+    iod = float(np.hypot(eyes[1][0] - eyes[0][0], eyes[1][1] - eyes[0][1]))
     mask = np.zeros_like(head)
-    for ex, ey, ew, eh in eyes:
-        cx, cy = fx + ex + ew // 2, fy + ey + eh // 2
-        cv2.ellipse(mask, (cx, cy), (int(ew * 0.5), int(eh * 0.36)), 0, 0, 360, 255, -1)
+    for cx, cy in eyes:
+        cv2.ellipse(mask, (int(cx), int(cy)), (int(iod * 0.27), int(iod * 0.16)), 0, 0, 360, 255, -1)
     closed = cv2.inpaint(closed, mask, 5, cv2.INPAINT_TELEA)
-    for ex, ey, ew, eh in eyes:  # the lid line of a closed eye: a dark, slightly curved stroke with lashes
-        cx, cy = fx + ex + ew // 2, fy + ey + eh // 2
-        axes = (int(ew * 0.36), max(2, int(eh * 0.10)))
-        cv2.ellipse(closed, (cx, cy), axes, 0, 10, 170, 40, max(2, ew // 14), cv2.LINE_AA)
+    closed = cv2.GaussianBlur(closed, (0, 0), 1.2) * (mask > 0) + closed * (mask == 0)
+    closed = closed.astype(np.uint8)
+    for cx, cy in eyes:  # the lid line of a closed eye: a dark, slightly downward-curved stroke with lashes
+        axes = (int(iod * 0.22), max(2, int(iod * 0.05)))
+        cv2.ellipse(closed, (int(cx), int(cy + iod * 0.02)), axes, 0, 5, 175, 35, max(2, int(iod * 0.05)),
+                    cv2.LINE_AA)
+        for k in np.linspace(-0.7, 0.7, 6):  # lashes
+            x = cx + k * axes[0]
+            y = cy + iod * 0.02 + axes[1] * (1 - k * k) ** 0.5
+            cv2.line(closed, (int(x), int(y)), (int(x + k * iod * 0.03), int(y + iod * 0.05)), 45, 1, cv2.LINE_AA)
     return head, closed, face_box
+
+
+def _eye_centres(head: np.ndarray, face_box: tuple[int, int, int, int]) -> list[tuple[float, float]]:
+    """The two eye centres: BlazeFace's keypoints when it finds the face, else the typical box geometry."""
+    from edge.crop import keypoints_from_box
+    from edge.detectors import Unavailable, create
+
+    try:
+        found = create({"type": "blazeface"}).detect(head)
+    except Unavailable:
+        found = []
+    keypoints = found[0].keypoints if found and found[0].keypoints else keypoints_from_box(face_box)
+    return [keypoints["right_eye"], keypoints["left_eye"]]
 
 
 def _cabin(width: int, height: int) -> np.ndarray:

@@ -1,0 +1,354 @@
+"""``edgefer bundle --board rpi|jetson --out FILE``: one self-contained archive that installs with no network.
+
+Why: a car rarely has a network, and a board installed from PyPI on the day differs from the one tested. The
+archive holds a wheelhouse for the board's Python and CPU (aarch64 manylinux wheels, fetched on this host with
+pip's --platform/--python-version, or supplied with --wheelhouse), the project's own wheel, the models compiled
+for the board's target with their sidecars, the config, the systemd unit(s), a SHA256SUMS file and an install
+script that only ever runs ``pip install --no-index``.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import hashlib
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+BOARD_DIR = REPO / "board"
+
+
+class BundleError(ValueError):
+    """The bundle cannot be built as asked."""
+
+
+def _manylinux_aarch64(upto: int) -> tuple[str, ...]:
+    # pip does not widen an explicit --platform to older glibc tags: list them all (ai-edge-litert is 2_27 only).
+    return ("manylinux2014_aarch64",) + tuple(f"manylinux_2_{m}_aarch64" for m in range(17, upto + 1))
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    description: str
+    target: str
+    python: str  # the board OS's python3, major.minor
+    platforms: tuple[str, ...]
+    extras: tuple[str, ...]
+    exclude: tuple[str, ...]  # requirements the board OS provides instead (apt), never from the wheelhouse
+    add: tuple[str, ...]
+    units: tuple[str, ...]
+    files: dict[str, str]  # bundle path -> board/ path
+    groups: tuple[str, ...]
+
+
+BOARDS: dict[str, Board] = {
+    "rpi": Board(
+        name="rpi", description="Raspberry Pi 4/5, Raspberry Pi OS bookworm 64-bit (Python 3.11, aarch64, glibc 2.36)",
+        target="rpi", python="3.11", platforms=_manylinux_aarch64(36), extras=("demo",), exclude=(), add=(),
+        units=("edgefer.service",), files={"config/config.yaml": "rpi/config.yaml",
+                                           "systemd/edgefer.service": "rpi/edgefer.service",
+                                           "systemd/journald-edgefer.conf": "rpi/journald-edgefer.conf",
+                                           "coral/99-edgetpu-accelerator.rules": "coral/99-edgetpu-accelerator.rules",
+                                           "coral/setup.sh": "coral/setup.sh",
+                                           "coral/config.yaml": "coral/config.yaml"},
+        groups=("video", "gpio", "dialout")),
+    "jetson": Board(
+        name="jetson", description="NVIDIA Jetson, JetPack 6 (Ubuntu 22.04, Python 3.10, aarch64, glibc 2.35)",
+        target="jetson", python="3.10", platforms=_manylinux_aarch64(35), extras=(),
+        exclude=("opencv-python-headless",),  # JetPack's python3-opencv has GStreamer (nvarguscamerasrc)
+        add=("onnxruntime>=1.18,<2",), units=("edgefer.service", "edgefer-engine.service"),
+        files={"config/config.yaml": "jetson/config.yaml", "systemd/edgefer.service": "jetson/edgefer.service",
+               "systemd/edgefer-engine.service": "jetson/edgefer-engine.service",
+               "systemd/journald-edgefer.conf": "rpi/journald-edgefer.conf"},
+        groups=("video", "render", "dialout")),
+}
+
+
+def get_board(name: str) -> Board:
+    if name not in BOARDS:
+        raise BundleError(f"unknown board {name!r}; one of: {', '.join(BOARDS)}")
+    return BOARDS[name]
+
+
+def build_project_wheel(dest: Path) -> Path:
+    """``pip wheel --no-deps .`` of this checkout; checks that the runtime packages and detector models are in it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="edgefer-wheel-") as tmp:
+        proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", tmp,
+                               str(REPO)], capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("edgefer-*.whl"))
+        if proc.returncode or not wheels:
+            raise BundleError(f"pip wheel of the project failed:\n{(proc.stdout + proc.stderr)[-1500:]}")
+        wheel = dest / wheels[0].name
+        shutil.copyfile(wheels[0], wheel)
+    names = zipfile.ZipFile(wheel).namelist()
+    needed = ["edge/backends/litert.py", "edge/sources/demo.py", "edge/outputs/gpio.py", "edge/detectors/blazeface.py",
+              "edgefer_models/detectors/face_detection_short_range.tflite", "edgefer_models/fer-student.tflite"]
+    missing = [n for n in needed if n not in names]
+    if missing:
+        raise BundleError(f"{wheel.name} lacks {', '.join(missing)}: check [tool.setuptools] packages/package-data")
+    return wheel
+
+
+def wheel_requirements(wheel: Path, extras: tuple[str, ...]) -> list[str]:
+    """Requires-Dist of the wheel, with the markers of ``extras`` kept and the rest dropped."""
+    with zipfile.ZipFile(wheel) as zf:
+        meta_name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        meta = email.parser.Parser().parsestr(zf.read(meta_name).decode())
+    reqs = []
+    for req in meta.get_all("Requires-Dist") or []:
+        spec, _, marker = req.partition(";")
+        extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", marker)
+        if extra is None or extra.group(1) in extras:
+            reqs.append(spec.strip())
+    return reqs
+
+
+def _req_name(req: str) -> str:
+    return re.split(r"[\s<>=!~\[;(]", req, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def board_requirements(board: Board, wheel: Path) -> list[str]:
+    reqs = [r for r in wheel_requirements(wheel, board.extras) if _req_name(r) not in board.exclude]
+    return reqs + list(board.add)
+
+
+def fetch_wheels(board: Board, requirements: list[str], wheelhouse: Path) -> None:
+    """pip download the board's binary wheels into ``wheelhouse`` (host network; the board needs none)."""
+    cmd = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--python-version", board.python,
+           "--implementation", "cp", "-d", str(wheelhouse)]
+    for platform in board.platforms:
+        cmd += ["--platform", platform]
+    proc = subprocess.run(cmd + requirements, capture_output=True, text=True)
+    if proc.returncode:
+        raise BundleError(f"pip download for {board.name} failed (pass --wheelhouse DIR with the wheels to build "
+                          f"offline):\n{(proc.stdout + proc.stderr)[-2000:]}")
+
+
+def wheel_name(path: Path) -> str:
+    return path.name.split("-")[0].lower().replace("_", "-")
+
+
+def check_wheelhouse(board: Board, requirements: list[str], wheelhouse: Path, strict: bool = True) -> list[str]:
+    """Names of top-level requirements with no wheel in ``wheelhouse``, and refuses wheels for another CPU."""
+    wheels = list(wheelhouse.glob("*.whl"))
+    foreign = [w.name for w in wheels if re.search(r"(x86_64|amd64|win32|macosx|armv7l|i686)", w.name)]
+    if foreign:
+        raise BundleError(f"{wheelhouse}: wheels for another platform: {', '.join(foreign[:5])}; the {board.name} "
+                          "needs aarch64 (or pure-Python) wheels")
+    py = "cp" + board.python.replace(".", "")
+    wrong_py = [w.name for w in wheels if re.search(r"-cp3\d+-cp3\d+-", w.name) and f"-{py}-" not in w.name]
+    if wrong_py:
+        raise BundleError(f"{wheelhouse}: wheels for another Python: {', '.join(wrong_py[:5])}; the {board.name} "
+                          f"runs Python {board.python} ({py})")
+    have = {wheel_name(w) for w in wheels}
+    missing = [r for r in requirements if _req_name(r) not in have]
+    if missing and strict:
+        raise BundleError(f"{wheelhouse}: no wheel for {', '.join(missing)} (drop --offline to download them)")
+    return missing
+
+
+def board_models(board: Board, models: Path | None, work: Path) -> Path:
+    """The models compiled for the board's target: ``models`` (a compile --out folder) or compiled here."""
+    from compile.targets import compile_target
+
+    out = work / "models"
+    if models is not None:
+        models = Path(models)
+        if not models.is_dir():
+            raise BundleError(f"{models}: not a folder (give the --out folder of edgefer compile)")
+        shutil.copytree(models, out)
+    elif board.target in ("rpi", "cpu", "coral"):
+        compile_target(board.target, out)
+    else:
+        raise BundleError(f"the {board.name} bundle needs models compiled for target {board.target} (calibration "
+                          f"data is needed): edgefer compile --target {board.target} --data fer2013.csv.gz --out "
+                          "DIR, then edgefer bundle --board jetson --models DIR")
+    sidecars = [json.loads(p.read_text()) for p in out.glob("*.json")]
+    targets = {s.get("target") for s in sidecars if isinstance(s, dict) and "sha256" in s and "target" in s}
+    if not targets or targets - {board.target, "coral"}:
+        raise BundleError(f"{out}: models for target(s) {sorted(t for t in targets if t)}; the {board.name} bundle "
+                          f"takes target {board.target}")
+    return out
+
+
+INSTALL = r"""#!/bin/sh
+# Install edgefer from this bundle on a {description}.
+# No network is used: pip installs only from ./wheelhouse (--no-index). Run as root: sh install.sh [--no-systemd]
+# [--prefix /opt/edgefer] [--coral]. Re-running upgrades in place and keeps an edited /etc/edgefer/config.yaml.
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+PREFIX=/opt/edgefer
+SYSTEMD=1
+CORAL=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --prefix) PREFIX=$2; shift 2 ;;
+        --no-systemd) SYSTEMD=0; shift ;;
+        --coral) CORAL=1; shift ;;
+        *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+say() {{ echo "edgefer install: $*"; }}
+die() {{ echo "edgefer install: $*" >&2; exit 1; }}
+[ "$(id -u)" = 0 ] || die "run as root (sudo sh install.sh)"
+ARCH=$(uname -m)
+[ "$ARCH" = aarch64 ] || die "this bundle is for aarch64 ({board}); this machine is $ARCH"
+PY=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || die "python3 is missing"
+[ "$PY" = "{python}" ] || die "the wheelhouse is for Python {python}; this machine has $PY"
+python3 -c 'import venv, ensurepip' 2>/dev/null || die "python3-venv is missing (apt install python3-venv)"
+cd "$HERE"
+sha256sum -c --quiet SHA256SUMS || die "bundle corrupt: SHA256SUMS does not match (copy it again)"
+
+for g in {groups}; do getent group "$g" >/dev/null || groupadd --system "$g"; done
+if ! id edgefer >/dev/null 2>&1; then
+    useradd --system --home-dir /var/lib/edgefer --create-home --shell /usr/sbin/nologin edgefer
+fi
+usermod -aG "$(echo {groups} | tr ' ' ',')" edgefer
+[ "$CORAL" = 1 ] && {{ getent group plugdev >/dev/null || groupadd --system plugdev; usermod -aG plugdev edgefer; }}
+
+say "venv in $PREFIX/venv (with system site packages: picamera2, gpiozero, lgpio{system_note} come from apt)"
+mkdir -p "$PREFIX"
+[ -x "$PREFIX/venv/bin/python" ] || python3 -m venv --system-site-packages "$PREFIX/venv"
+"$PREFIX/venv/bin/python" -m pip install --no-index --find-links "$HERE/wheelhouse" --disable-pip-version-check \
+    --no-cache-dir --upgrade {pip_args}
+rm -rf "$PREFIX/models.new" && cp -r "$HERE/models" "$PREFIX/models.new"
+[ -d "$PREFIX/models" ] && for e in "$PREFIX"/models/*.engine "$PREFIX"/models/*.engine.json; do
+    [ -f "$e" ] && cp "$e" "$PREFIX/models.new/"; done
+rm -rf "$PREFIX/models" && mv "$PREFIX/models.new" "$PREFIX/models"
+cp "$HERE/README.txt" "$HERE/MANIFEST.json" "$PREFIX/"
+mkdir -p /etc/edgefer
+if [ -f /etc/edgefer/config.yaml ] && ! cmp -s /etc/edgefer/config.yaml "$HERE/config/config.yaml"; then
+    cp "$HERE/config/config.yaml" /etc/edgefer/config.yaml.new
+    say "kept your /etc/edgefer/config.yaml; the bundle's is /etc/edgefer/config.yaml.new"
+else
+    cp "$HERE/config/config.yaml" /etc/edgefer/config.yaml
+fi
+"$PREFIX/venv/bin/edgefer" config --check /etc/edgefer/config.yaml
+if [ "$CORAL" = 1 ] && [ -d "$HERE/coral" ]; then
+    install -m 0644 "$HERE/coral/99-edgetpu-accelerator.rules" /etc/udev/rules.d/99-edgetpu-accelerator.rules
+    cp "$HERE/coral/config.yaml" /etc/edgefer/config-coral.yaml
+    say "Coral udev rule installed; libedgetpu1-std comes from Coral's apt repository (coral/setup.sh, online once)"
+fi
+for unit in {units}; do install -m 0644 "$HERE/systemd/$unit" "/etc/systemd/system/$unit"; done
+mkdir -p /etc/systemd/journald.conf.d
+install -m 0644 "$HERE/systemd/journald-edgefer.conf" /etc/systemd/journald.conf.d/edgefer.conf
+if [ "$SYSTEMD" = 1 ] && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+    systemctl restart systemd-journald || true
+    systemctl enable {units}
+    systemctl restart edgefer.service
+    say "edgefer.service enabled and started: journalctl -u edgefer -f"
+else
+    say "systemd not running (or --no-systemd): units installed, enable later with: systemctl enable --now edgefer"
+fi
+say "done: $("$PREFIX/venv/bin/python" -c 'import importlib.metadata as m; print("edgefer", m.version("edgefer"))')"
+"""
+
+README = """edgefer bundle for {description}
+built {built} by edgefer {version}
+
+  sudo sh install.sh            # offline: venv in /opt/edgefer, models, /etc/edgefer/config.yaml, systemd unit
+  sudo sh install.sh --coral    # also the Coral USB Accelerator udev rule (rpi)
+  journalctl -u edgefer -f      # the monitor's log
+  /opt/edgefer/venv/bin/edgefer run --source demo --max-frames 100   # no camera needed
+
+Contents: wheelhouse/ (Python {python} aarch64 wheels + the edgefer wheel), models/ (target {target}, each with
+its .json contract), config/, systemd/, SHA256SUMS, MANIFEST.json.
+"""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_bundle(board_name: str, out: str | Path, wheelhouse: str | Path | None = None, offline: bool = False,
+                 models: str | Path | None = None, project_wheel: str | Path | None = None) -> dict[str, Any]:
+    """Assemble the archive (``.tar.gz``). ``wheelhouse``: wheels to use (missing ones are downloaded into it
+    unless ``offline``); ``models``: an ``edgefer compile --out`` folder; ``project_wheel``: a prebuilt edgefer
+    wheel (default: built from this checkout)."""
+    from importlib.metadata import version
+
+    board = get_board(board_name)
+    out = Path(out)
+    if not out.name.endswith((".tar.gz", ".tgz")):
+        raise BundleError(f"{out}: the bundle is a .tar.gz")
+    missing_files = [src for src in board.files.values() if not (BOARD_DIR / src).is_file()]
+    if missing_files:
+        raise BundleError(f"board files missing under {BOARD_DIR}: {', '.join(missing_files)} (bundle from a checkout)")
+    with tempfile.TemporaryDirectory(prefix="edgefer-bundle-") as tmp:
+        top = Path(tmp) / f"edgefer-{board.name}"
+        wh = top / "wheelhouse"
+        wh.mkdir(parents=True)
+        wheel = Path(project_wheel) if project_wheel else build_project_wheel(Path(tmp) / "project")
+        requirements = board_requirements(board, wheel)
+        source = Path(wheelhouse) if wheelhouse else Path(tmp) / "download"
+        source.mkdir(parents=True, exist_ok=True)
+        if check_wheelhouse(board, requirements, source, strict=offline):
+            fetch_wheels(board, requirements, source)
+            check_wheelhouse(board, requirements, source, strict=True)
+        for w in source.glob("*.whl"):
+            if wheel_name(w) != "edgefer":
+                shutil.copyfile(w, wh / w.name)
+        shutil.copyfile(wheel, wh / wheel.name)
+        board_models(board, Path(models) if models else None, top)
+        for dest, src in board.files.items():
+            (top / dest).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(BOARD_DIR / src, top / dest)
+        extras = f"[{','.join(board.extras)}]" if board.extras else ""
+        edgefer_req = f"'edgefer{extras}=={wheel.name.split('-')[1]}'"
+        if board.exclude:  # install edgefer without the requirements the OS provides, then the rest
+            pip_args = f"--no-deps {edgefer_req} && \"$PREFIX/venv/bin/python\" -m pip install --no-index " \
+                       f"--find-links \"$HERE/wheelhouse\" --no-cache-dir " + " ".join(f"'{r}'" for r in requirements)
+        else:
+            pip_args = edgefer_req
+        system_note = ", OpenCV with GStreamer" if "opencv-python-headless" in board.exclude else ""
+        (top / "install.sh").write_text(INSTALL.format(
+            description=board.description, board=board.name, python=board.python, groups=" ".join(board.groups),
+            units=" ".join(board.units), pip_args=pip_args, system_note=system_note))
+        (top / "install.sh").chmod(0o755)
+        built = __import__("datetime").date.today().isoformat()
+        (top / "README.txt").write_text(README.format(description=board.description, built=built,
+                                                      version=version("edgefer"), python=board.python,
+                                                      target=board.target))
+        manifest = {"board": board.name, "description": board.description, "target": board.target,
+                    "python": board.python, "platforms": list(board.platforms), "requirements": requirements,
+                    "wheels": sorted(p.name for p in wh.glob("*.whl")), "built": built,
+                    "models": sorted(p.name for p in (top / "models").iterdir())}
+        (top / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        files = sorted(p for p in top.rglob("*") if p.is_file())
+        sums = "".join(f"{_sha256(p)}  {p.relative_to(top)}\n" for p in files)
+        (top / "SHA256SUMS").write_text(sums)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(out, "w:gz", compresslevel=6) as tar:
+            tar.add(top, arcname=top.name)
+    return {"bundle": str(out), "bytes": out.stat().st_size, **manifest}
+
+
+def read_manifest(bundle: str | Path) -> dict[str, Any]:
+    """MANIFEST.json from a bundle archive, or BundleError when it is not one."""
+    bundle = Path(bundle)
+    try:
+        with tarfile.open(bundle, "r:gz") as tar:
+            member = next((m for m in tar.getmembers() if m.name.count("/") == 1
+                           and m.name.endswith("/MANIFEST.json")), None)
+            if member is None:
+                raise BundleError(f"{bundle}: not an edgefer bundle (no MANIFEST.json)")
+            return json.load(io.TextIOWrapper(tar.extractfile(member)))  # type: ignore[arg-type]
+    except (tarfile.TarError, OSError) as exc:
+        raise BundleError(f"{bundle}: not a readable bundle ({exc})") from None
