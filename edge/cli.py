@@ -271,7 +271,7 @@ def _cmd_teacher(args: argparse.Namespace) -> int:
     steps = _toolchain()
     wrap = [tuple(w.rsplit(":", 1)) if ":" in w else (w, "fer") for w in args.wrap or []]
     desc = steps.make_teacher(args.data, args.out, votes=args.votes, wrap=wrap, train_arch=args.train,
-                              weights=args.weights, cfg=_train_config(args, epochs=30, alpha=0.0))
+                              weights=args.weights, cfg=_train_config(args, epochs=30, alpha=0.0), task=args.task)
     print(json.dumps(desc, indent=1))
     return 0
 
@@ -279,14 +279,16 @@ def _cmd_teacher(args: argparse.Namespace) -> int:
 def _cmd_distill(args: argparse.Namespace) -> int:
     steps = _toolchain()
     cfg = _train_config(args, epochs=30, alpha=0.5, temperature=3.0)
-    print(json.dumps(steps.distill(args.data, args.out, arch=args.arch, soft_labels=args.teacher, cfg=cfg), indent=1))
+    print(json.dumps(steps.distill(args.data, args.out, arch=args.arch, soft_labels=args.teacher, cfg=cfg,
+                                   task=args.task), indent=1))
     return 0
 
 
 def _cmd_prune(args: argparse.Namespace) -> int:
     steps = _toolchain()
     cfg = _train_config(args, epochs=10, lr=0.02, alpha=0.5, temperature=3.0)
-    summary = steps.prune(args.data, args.model, args.out, ratio=args.ratio, soft_labels=args.teacher, cfg=cfg)
+    summary = steps.prune(args.data, args.model, args.out, ratio=args.ratio, soft_labels=args.teacher, cfg=cfg,
+                          task=args.task)
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -300,7 +302,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     try:
         result = steps.quantize(args.data, args.model, args.name, args.models_dir, test_split=args.split,
                                 bounds=bounds, provenance=provenance, reports_dir=args.reports,
-                                crop_margin=args.crop_margin)
+                                crop_margin=args.crop_margin, task=args.task)
     except ParityError as exc:
         print(json.dumps(getattr(exc, "report", {}), indent=1), file=sys.stderr)
         raise SystemExit(f"edgefer quantize: {exc}") from None
@@ -414,6 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("teacher", help="make the soft-label file a student is distilled from")
     p.add_argument("--data", required=True, help="fer2013.csv(.gz) or an image folder with train/ val/ test/")
+    p.add_argument("--task", choices=["expression", "eye_state", "yawn"],
+                   help="what the data trains (default: read from the data's format)")
     p.add_argument("--out", required=True, help="soft-label file to write (.npz)")
     p.add_argument("--votes", help="FER+ vote file fer2013new.csv (row-aligned with fer2013.csv)")
     p.add_argument("--wrap", action="append", help="MODEL[:CONVENTION] a .tflite/.onnx/.h5 teacher (convention: fer)")
@@ -424,8 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("distill", help="train a student from a teacher's soft labels (or hard labels alone)")
     p.add_argument("--data", required=True)
+    p.add_argument("--task", choices=["expression", "eye_state", "yawn"],
+                   help="what the data trains (default: read from the data's format)")
     p.add_argument("--out", required=True, help="run folder (checkpoints, log, best.pt)")
-    p.add_argument("--arch", default="student")
+    p.add_argument("--arch", help="student architecture (default: the task's: student, eye-student, ...)")
     p.add_argument("--teacher", help="soft-label file from 'edgefer teacher'; omit for the no-teacher baseline")
     p.add_argument("--temperature", type=float)
     p.add_argument("--alpha", type=float, help="weight of the soft loss")
@@ -434,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prune", help="structured channel pruning + fine-tuning")
     p.add_argument("--data", required=True)
+    p.add_argument("--task", choices=["expression", "eye_state", "yawn"],
+                   help="what the data trains (default: read from the data's format)")
     p.add_argument("--model", required=True, help="best.pt of a distill run")
     p.add_argument("--out", required=True)
     p.add_argument("--ratio", type=float, default=0.4, help="share of channels removed per layer")
@@ -445,15 +453,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("quantize", help="ONNX -> full-int8 TFLite, parity gate, ship to models/ with sidecar")
     p.add_argument("--data", required=True)
+    p.add_argument("--task", choices=["expression", "eye_state", "yawn"],
+                   help="what the data trains (default: read from the data's format)")
     p.add_argument("--model", required=True, help="a .pt from distill or prune")
     p.add_argument("--name", required=True, help="shipped model name (models/NAME.tflite)")
     p.add_argument("--models-dir", default="models")
     p.add_argument("--reports", default="reports")
-    p.add_argument("--split", default="PrivateTest", help="test split for parity and metrics")
+    p.add_argument("--split", help="test split for parity and metrics (default: the data's: PrivateTest, test)")
     p.add_argument("--max-drop", type=float, default=0.005, help="largest int8 accuracy drop allowed (fraction)")
     p.add_argument("--min-agreement", type=float, default=0.97, help="smallest int8 vs float top-1 agreement")
     p.add_argument("--crop-margin", type=float, default=0.09,
-                   help="margin around a Haar face box that matches the training crops (tools/measure_crop_margin.py)")
+                   help="face-box crops: margin around the box that matches the training crops "
+                        "(tools/measure_crop_margin.py); eye and mouth crops use their own geometry")
     p.add_argument("--provenance", help="JSON with 'teacher' and 'recipe' to record in the sidecar")
     p.set_defaults(func=_cmd_quantize)
 

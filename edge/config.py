@@ -89,15 +89,17 @@ class MonitorConfig(BaseModel):
 
     source: SourceConfig = Field(default_factory=lambda: {"type": "demo"}, description="where frames come from")
     detector: DetectorConfig = Field(default_factory=lambda: {"type": "blazeface"}, description="face detector")
-    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
-    models: ModelsConfig = Field(default_factory=ModelsConfig)
-    smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig)
-    drowsiness: DrowsinessConfig = Field(default_factory=DrowsinessConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig,
+                                     description="detection schedule and which face is the driver")
+    models: ModelsConfig = Field(default_factory=ModelsConfig, description="the models run on the driver's face")
+    smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig, description="expression smoothing")
+    drowsiness: DrowsinessConfig = Field(default_factory=DrowsinessConfig,
+                                         description="eye, yawn, head and light signals (edge/drowsiness.py)")
     rules: list[RuleConfig] = Field(default_factory=default_rules, description="alert rules (see edge/alerts.py)")
     outputs: list[OutputConfig] = Field(default_factory=default_outputs, min_length=1,
                                         description="where events go; all local")
-    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
-    faults: FaultConfig = Field(default_factory=FaultConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="nothing leaves the car")
+    faults: FaultConfig = Field(default_factory=FaultConfig, description="lost cameras and bad frames")
 
 
 def _describe_errors(exc: ValidationError, where: str) -> str:
@@ -152,7 +154,44 @@ def source_from_arg(arg: str) -> dict:
     return {"type": "capture", "device": arg}
 
 
+def _bounds(info) -> str:
+    parts = []
+    for meta in info.metadata:
+        for attr, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"), ("min_length", "len >=")):
+            value = getattr(meta, attr, None)
+            if value is not None:
+                parts.append(f"{sign} {value}")
+    return f" [{', '.join(parts)}]" if parts else ""
+
+
+def field_docs(model: type[BaseModel], indent: str = "# ") -> list[str]:
+    """One comment line per field: name, description and bounds."""
+    lines = []
+    for name, info in model.model_fields.items():
+        if name == "type":
+            continue
+        lines.append(f"{indent}{name}: {info.description or ''}{_bounds(info)}".rstrip())
+    return lines
+
+
 def dump_defaults() -> str:
-    """The default config as YAML, each section preceded by its fields' descriptions."""
+    """The default config as YAML, each section preceded by comments describing its fields and their bounds."""
     data = MonitorConfig().model_dump(mode="json")
-    return yaml.safe_dump(data, sort_keys=False)
+    kinds = {"source": (sources.__name__, sources.Source), "detector": (detectors.__name__, detectors.FaceDetector),
+             "outputs": (outputs.__name__, outputs.Output)}
+    nested = {"tracking": TrackingConfig, "models": ModelsConfig, "smoothing": SmoothingConfig,
+              "drowsiness": DrowsinessConfig, "privacy": PrivacyConfig, "faults": FaultConfig, "rules": RuleConfig}
+    out = ["# edgefer monitor config: every key is optional; unknown keys are an error.",
+           "# Check a file with: edgefer config --check FILE", ""]
+    for key, value in data.items():
+        out.append(f"# --- {key}: {MonitorConfig.model_fields[key].description or ''}".rstrip())
+        if key in kinds:
+            for cls in config_union(*kinds[key]):
+                kind = cls.model_fields["type"].default
+                out.append(f"# type: {kind}")
+                out += field_docs(cls, "#   ")
+        elif key in nested:
+            out += field_docs(nested[key])
+        out.append(yaml.safe_dump({key: value}, sort_keys=False).rstrip())
+        out.append("")
+    return "\n".join(out)

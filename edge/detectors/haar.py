@@ -19,8 +19,8 @@ class HaarConfig(DetectorConfig):
     detect_width: int = Field(320, ge=0, le=4096,
                               description="frames wider than this are shrunk to it before detection (0: never)")
     min_size: int = Field(40, ge=8, le=1024, description="smallest face side, in pixels of the full frame")
-    scale_factor: float = Field(1.1, gt=1.0, le=2.0)
-    min_neighbors: int = Field(5, ge=1, le=50)
+    scale_factor: float = Field(1.1, gt=1.0, le=2.0, description="image pyramid step (larger: faster, misses more)")
+    min_neighbors: int = Field(5, ge=1, le=50, description="overlapping hits a face needs (larger: fewer false faces)")
 
 
 class HaarFaceDetector(FaceDetector):
