@@ -103,15 +103,9 @@ class EdgeTPUBackend(Backend):
     def infer(self, crops: np.ndarray) -> np.ndarray:
         if self.fallback is not None:
             return self.fallback.infer(crops)
-        from edge.backends import dequantize_output, quantize_input
+        from edge.backends.litert import invoke_each
 
-        x = quantize_input(crops, self.contract)
-        out = np.empty((len(x), len(self.contract.labels)), dtype=np.float32)
-        for i in range(len(x)):
-            self.interpreter.set_tensor(self._in["index"], x[i:i + 1])
-            self.interpreter.invoke()
-            out[i] = dequantize_output(self.interpreter.get_tensor(self._out["index"]), self.contract).reshape(-1)
-        return out
+        return invoke_each(self.interpreter, self._in, self._out, crops, self.contract)
 
     def describe(self) -> str:
         if self.fallback is not None:

@@ -32,6 +32,18 @@ def load_interpreter_class():
         raise BackendUnavailable("no TFLite interpreter: pip install ai-edge-litert (or tflite-runtime)") from None
 
 
+def invoke_each(interpreter, input_detail: dict, output_detail: dict, crops: np.ndarray,
+                contract: ModelContract) -> np.ndarray:
+    """Run a batch-1 TFLite model once per crop (the shipped models have a static batch of 1)."""
+    x = quantize_input(crops, contract)
+    out = np.empty((len(x), len(contract.labels)), dtype=np.float32)
+    for i in range(len(x)):
+        interpreter.set_tensor(input_detail["index"], x[i:i + 1])
+        interpreter.invoke()
+        out[i] = dequantize_output(interpreter.get_tensor(output_detail["index"]), contract).reshape(-1)
+    return out
+
+
 class LiteRTConfig(BackendConfig):
     type: Literal["litert"] = "litert"
     threads: int = Field(1, ge=1, le=64, description="XNNPACK threads")
@@ -74,13 +86,7 @@ class LiteRTBackend(Backend):
             raise ContractError(f"{self.model_path}: breaks its contract: " + "; ".join(problems))
 
     def infer(self, crops: np.ndarray) -> np.ndarray:
-        x = quantize_input(crops, self.contract)
-        out = np.empty((len(x), len(self.contract.labels)), dtype=np.float32)
-        for i in range(len(x)):
-            self.interpreter.set_tensor(self._in["index"], x[i:i + 1])
-            self.interpreter.invoke()
-            out[i] = dequantize_output(self.interpreter.get_tensor(self._out["index"]), self.contract).reshape(-1)
-        return out
+        return invoke_each(self.interpreter, self._in, self._out, crops, self.contract)
 
     def describe(self) -> str:
         return f"litert ({self.library}, {self.config.threads} thread(s), XNNPACK) {self.model_path.name}"
