@@ -82,7 +82,7 @@ class DrowsyState:
 
 
 @dataclass(frozen=True)
-class Observation:
+class Observation:  # one frame's readings; None where there is none
     eyes_open: float | None = None  # p(open), both eyes averaged; None: no reading (no face, no eye model)
     yawn: float | None = None
     face_box: tuple[float, float, float, float] | None = None
@@ -133,6 +133,12 @@ def update(state: DrowsyState, obs: Observation, ts: float, cfg: DrowsinessConfi
         if cfg.calibration_s > 0 else replace(state.calibration, baseline=1.0)
     s = replace(state, last_ts=ts, first_ts=first, calibration=cal)
 
+    dark = obs.brightness is not None and (obs.brightness < cfg.dark_below
+                                           or (obs.spread or 0.0) < cfg.blocked_spread_below)
+    if dark:  # no trustworthy eye or mouth reading in a frame this dark (and faces found in it are often not)
+        obs = replace(obs, eyes_open=None, yawn=None)
+    s = replace(s, dark=dark) if obs.brightness is not None else s
+
     # eyes: closure episodes with hysteresis on calibrated openness
     if obs.eyes_open is not None:
         openness = min(1.5, obs.eyes_open / baseline(s, cfg))
@@ -169,8 +175,6 @@ def update(state: DrowsyState, obs: Observation, ts: float, cfg: DrowsinessConfi
         head_drop = ((y + h / 2) / obs.frame_height - s.calibration.head_y) * obs.frame_height / max(h, 1.0)
     s = replace(s, head_drop=head_drop, off_road=_yaw(obs.keypoints))
 
-    if obs.brightness is not None:
-        s = replace(s, dark=obs.brightness < cfg.dark_below or (obs.spread or 0.0) < cfg.blocked_spread_below)
     return s
 
 
