@@ -105,3 +105,14 @@ def test_yawns_head_nod_distraction_and_darkness():
     assert any(r == "distraction" and 253 <= ts <= 253.2 for r, ts in raises)
     assert any(r == "monitor_degraded" and 285 <= ts <= 285.2 for r, ts in raises)  # told within 10 s
     assert not any(r in ("eyes_closed", "drowsy_perclos") for r, _ in raises)
+
+
+def test_frames_too_dark_give_no_eye_reading():
+    cfg = DrowsinessConfig(calibration_s=0)
+    state = DrowsyState()
+    for i in range(50):  # 5 s of a dark frame in which a "face" reads closed: not a closure, but degraded
+        state = update(state, Observation(eyes_open=0.05, brightness=12.0, spread=20.0), i / 10, cfg)
+    values = signals(state, 4.9, cfg)
+    assert not state.closed and values["eye_closure"] is None and values["too_dark"] == 1.0
+    state = update(state, Observation(eyes_open=0.05, brightness=90.0, spread=3.0), 5.0, cfg)  # lens covered
+    assert signals(state, 5.0, cfg)["too_dark"] == 1.0 and not state.closed
