@@ -170,4 +170,11 @@ PRESETS: dict[str, AugmentConfig] = {
     "eye_state": AugmentConfig(flip=0.5, rotate_deg=15.0, scale=0.15, shift=0.10, brightness=40.0,
                                contrast=0.4, gamma=0.6, noise=8.0, blur=0.3, blur_sigma=1.2,
                                occlusion=0.05, nir=0.35, glare=0.25, gradient=30.0, downscale=0.2),
+    # Mouth crops from in-car frames (YawDD): a mouth is left-right symmetric, so flips are free; +-15 % scale
+    # and +-3 px shift cover keypoint jitter (BlazeFace's mouth point moves down as the jaw drops); hard tone
+    # changes, the NIR look, blur and down-sampling because the training cabins are daylight colour cameras and
+    # a car may have an IR camera at night. Little occlusion: a hand over a yawning mouth hides the label.
+    "yawn": AugmentConfig(flip=0.5, rotate_deg=12.0, scale=0.15, shift=0.10, brightness=45.0, contrast=0.45,
+                          gamma=0.6, noise=8.0, blur=0.3, blur_sigma=1.2, occlusion=0.1, nir=0.3, glare=0.1,
+                          gradient=40.0, downscale=0.25),
 }

@@ -11,7 +11,7 @@ import torch
 
 from compile import nets, teacher
 from compile.augment import PRESETS
-from compile.data import FaceSet, dataset_info, load_dataset
+from compile.data import YAWN_CROP_IOD, FaceSet, dataset_info, load_dataset
 from compile.quantize import ParityBounds
 from compile.train import TrainConfig, accuracy, fit, predict_logits
 from edge.contract import CropSpec
@@ -21,7 +21,9 @@ TASK_INPUTS = {
     "expression": "a face box (Haar / BlazeFace) widened by the crop margin, grey, square",
     "eye_state": "one eye, grey, square, centred on the eye keypoint, side 0.55 x the inter-ocular distance, eye "
                  "line level (the scale at which runtime crops best match CEW patches: tools/measure_eye_crop.py)",
-    "yawn": "the face or mouth region",
+    "yawn": f"the mouth, grey, square, centred on the mouth keypoint (BlazeFace; Haar box + edge.crop."
+            f"keypoints_from_box as the fallback), side {YAWN_CROP_IOD} x the inter-ocular distance, eye line level "
+            f"(the scale chosen on val groups: tools/measure_mouth_crop.py)",
 }
 
 
@@ -34,6 +36,8 @@ def task_crop(task: str, margin: float) -> CropSpec:
     """How the runtime must cut this task's input, written into the sidecar."""
     if task == "eye_state":
         return CropSpec(reference="eye", size_iod=EYE_CROP_IOD, align="eyes-level", interpolation="linear")
+    if task == "yawn":
+        return CropSpec(reference="mouth", size_iod=YAWN_CROP_IOD, align="eyes-level", interpolation="linear")
     return CropSpec(margin=margin, square=True, align="none", interpolation="area")
 
 
@@ -168,6 +172,29 @@ def provenance_of(model_path: str | Path) -> dict:
     return {"teacher": teacher_desc, "recipe": {"steps": list(reversed(steps_seen))}}
 
 
+def _yawn_metrics(data: str | Path, test: FaceSet, int8_report: dict, float_logits: np.ndarray,
+                  int8_tflite: Path) -> dict:
+    """Yawn extras for the sidecar: per-class recall (float and int8) on the unseen session groups, and the
+    int8 model on the source's own test folder, flagged as optimistic (its frames share clips with training)."""
+    from compile import evaluate
+    from compile.data import YAWN_SOURCE_TEST
+    from compile.quantize import run_tflite
+
+    float_report = evaluate.classification_report(test.targets, float_logits, test.labels)
+    recall = lambda r: {k: v["recall"] for k, v in r["per_class"].items()}  # noqa: E731
+    out = {"groups": len(set(test.groups)), "recall": recall(int8_report),
+           "float": {"accuracy": float_report["accuracy"], "uar": float_report["uar"], "recall": recall(float_report)}}
+    leaky = load_dataset(data, YAWN_SOURCE_TEST)
+    if len(leaky):
+        q = evaluate.classification_report(leaky.targets, run_tflite(int8_tflite, leaky.images)[0], leaky.labels)
+        out["source_test_folder"] = {
+            "split": YAWN_SOURCE_TEST, "n": len(leaky), "accuracy": q["accuracy"], "uar": q["uar"],
+            "recall": recall(q), "caveat": "optimistic: the source's test frames are neighbours of training frames "
+                                           "from the same clips (213 of 215 in YawDD); the headline is the unseen "
+                                           "session groups"}
+    return out
+
+
 def tool_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -222,7 +249,9 @@ def quantize(data: str | Path, model_path: str | Path, name: str, models_dir: st
     metrics = {"test": {"split": test.source if task == "expression" else f"{test.source}:{test_split}",
                         "accuracy": report["accuracy"], "uar": report["uar"], "macro_f1": report["macro_f1"]},
                "parity": parity, "ops": ops}
-    if len(test.groups):
+    if task == "yawn":
+        metrics["test"] |= _yawn_metrics(data, test, report, predict_logits(model, test.images), tflites["int8"])
+    elif len(test.groups):
         float_logits = predict_logits(model, test.images)
         metrics["test"]["float"] = evaluate.grouped_accuracy(test, float_logits)
         metrics["test"]["int8"] = evaluate.grouped_accuracy(test, logits)
@@ -243,7 +272,15 @@ def quantize(data: str | Path, model_path: str | Path, name: str, models_dir: st
     macs, params = nets.count_macs(model, size)
     dataset = {k: v for k, v in info.items() if k not in ("task", "default_test_split")} | {"test": test_split}
     dataset |= {"n": {"train": len(train), "test": len(test)}, "input": TASK_INPUTS.get(task, "")}
-    if len(test.groups):
+    if task == "yawn":
+        from compile.data import read_yawn_frames_cached, yawn_csv_path
+
+        frames = read_yawn_frames_cached(yawn_csv_path(data))
+        dataset["n"]["test_groups"] = len(set(test.groups))
+        dataset["n"]["train_groups"] = len(set(train.groups))
+        dataset["faces_found"] = frames.detection_counts()
+        dataset["input_size"] = size
+    elif len(test.groups):
         dataset["n"]["test_faces"] = len(set(test.groups))
     contract = ModelContract(
         name=name, task=task, file=tflite_out.name, format="tflite", target="cpu",

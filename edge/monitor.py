@@ -150,7 +150,7 @@ class Monitor:
                     result.eyes_open = float(p[:, self.eye_state.labels.index("open")].mean())
                 if self.yawn is not None:
                     spec = self.yawn.contract.crop
-                    side = (spec.size_iod or 1.6) * iod
+                    side = (spec.size_iod or 1.4) * iod
                     tilt = angle if spec.align == "eyes-level" else 0.0
                     mouth = crop_rotated(gray, keypoints["mouth"], side, tilt, self.yawn.input_size)
                     t1 = time.perf_counter()

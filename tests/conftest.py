@@ -34,3 +34,13 @@ def eye_folder(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("eyes")
     write_eye_folder(root, 160)
     return root
+
+
+@pytest.fixture(scope="session")
+def yawn_folder(tmp_path_factory) -> Path:
+    """A small YawDD-like folder (40 session groups, 80 frames of a real face with the mouth open or closed)."""
+    from fixtures import write_yawn_folder
+
+    root = tmp_path_factory.mktemp("yawn")
+    write_yawn_folder(root, 40)
+    return root

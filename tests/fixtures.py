@@ -103,3 +103,68 @@ def write_eye_folder(root: Path, n_faces: int, seed: int = 0) -> list[list[str]]
         w.writerow(["file", "label", "eye", "source_face", "identity_if_known"])
         w.writerows(rows)
     return rows
+
+
+#: grace_hopper.jpg (matplotlib's sample photo, 512x600): BlazeFace's mouth keypoint and inter-ocular distance.
+_GRACE_MOUTH = (269.5, 283.8)
+_GRACE_IOD = 87.0
+
+
+def yawn_frame(label: int, rng: np.random.Generator, size: tuple[int, int] = (320, 240)) -> np.ndarray:
+    """A 320x240 colour 'cabin frame': matplotlib's Grace Hopper photo (a real face, so BlazeFace finds it) pasted
+    at a random place, scale and brightness, with an open mouth (a dark ellipse, ``label`` 1) or a closed one (a
+    thin dark lip line, ``label`` 0) drawn over her mouth."""
+    from edge.samples import sample_image_path
+
+    w, h = size
+    photo = cv2.imread(str(sample_image_path("grace_hopper")), cv2.IMREAD_COLOR)
+    s = rng.uniform(0.28, 0.38)
+    face = cv2.resize(photo, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    frame = np.full((h, w, 3), rng.uniform(40, 200), dtype=np.float32)
+    x0 = int(rng.integers(0, w - face.shape[1] + 1))
+    y0 = int(rng.integers(0, h - face.shape[0] + 1))
+    frame[y0:y0 + face.shape[0], x0:x0 + face.shape[1]] = face * rng.uniform(0.7, 1.2)
+    mx, my = x0 + _GRACE_MOUTH[0] * s, y0 + _GRACE_MOUTH[1] * s
+    iod = _GRACE_IOD * s
+    dark = tuple(float(v) for v in rng.uniform(10, 50, 3))
+    if label == 1:
+        axes = (int(iod * rng.uniform(0.22, 0.3)), int(iod * rng.uniform(0.3, 0.42)))
+        cv2.ellipse(frame, (int(mx), int(my + iod * 0.1)), axes, 0, 0, 360, dark, -1)
+    else:
+        half = iod * rng.uniform(0.22, 0.3)
+        cv2.line(frame, (int(mx - half), int(my)), (int(mx + half), int(my)), dark, 2)
+    frame += rng.normal(0, 4, frame.shape)
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def write_yawn_folder(root: Path, n_groups: int, per_group: int = 2, test_every: int = 5,
+                      seed: int = 0) -> list[list[str]]:
+    """A YawDD-like folder: ``frames.csv`` (file,split,label,run_id,session_group,...) and 320x240 jpgs in
+    yawn/, no_yawn/ and yawn_test/{yawn,no_yawn}/. Every group holds both classes; every ``test_every``-th frame
+    goes to the source's test folder. Returns the csv rows (without the header)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    k = 0
+    for g in range(n_groups):
+        for i in range(per_group):
+            label = (g + i) % 2
+            name = ("no_yawn", "yawn")[label]
+            k += 1
+            split = "test" if k % test_every == 0 else "train"
+            folder = root / (f"yawn_test/{name}" if split == "test" else name)
+            folder.mkdir(parents=True, exist_ok=True)
+            file = f"{folder.relative_to(root).as_posix()}/{k}.jpg"
+            image = yawn_frame(label, rng)
+            cv2.imwrite(str(root / file), image)
+            rows.append([file, split, name, f"{name[0]}{g:03d}", f"g{g:03d}", f"src/{k}.jpg", "0" * 64,
+                         str((root / file).stat().st_size), "320", "240"])
+    _write_yawn_csv(root, rows)
+    return rows
+
+
+def _write_yawn_csv(root: Path, rows: list[list[str]]) -> None:
+    with open(root / "frames.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "split", "label", "run_id", "session_group", "source_path", "source_sha256",
+                    "source_bytes", "width", "height"])
+        w.writerows(rows)
