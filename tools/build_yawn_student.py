@@ -27,9 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from build_eye_student import latency_ms  # noqa: E402
 
-from compile import steps  # noqa: E402
+from compile import recipe  # noqa: E402
 from compile.data import (  # noqa: E402
     YAWN_SOURCE_TEST,
     YAWN_SPLIT_SALT,
@@ -43,6 +42,7 @@ from compile.data import (  # noqa: E402
 )
 from compile.evaluate import classification_report, write_json  # noqa: E402
 from compile.quantize import run_tflite  # noqa: E402
+from compile.recipe import latency_ms  # noqa: E402
 from compile.robustness import robustness_report  # noqa: E402
 from compile.train import TrainConfig, predict_logits  # noqa: E402
 
@@ -52,6 +52,7 @@ TEACHER = TrainConfig(epochs=60, lr=0.05, batch_size=64, alpha=0.0, threads=THRE
 STUDENT = TrainConfig(epochs=100, lr=0.05, batch_size=64, alpha=0.5, temperature=3.0, threads=THREADS)
 PRUNE_RATIO = 0.25
 FINETUNE = TrainConfig(epochs=30, lr=0.02, batch_size=64, alpha=0.5, temperature=3.0, threads=THREADS)
+RECIPE = recipe.Recipe(NAME, "yawn-teacher", "yawn-student", TEACHER, STUDENT, PRUNE_RATIO, FINETUNE)
 
 
 def figures(logits: np.ndarray, data: FaceSet) -> dict:
@@ -69,39 +70,21 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(THREADS)
     data, runs = Path(args.data), Path(args.runs)
-    runs.mkdir(parents=True, exist_ok=True)
-    soft = runs / "teacher" / "soft_labels.npz"
-
-    # 1. Teacher: the bigger yawn-teacher net trained here on hard labels (60 epochs); its softmax on the
-    #    training crops is the soft-label file.
-    if not soft.is_file():
-        steps.make_teacher(data, soft, train_arch="yawn-teacher", cfg=TEACHER)
-    # 2. Student: Hinton distillation (T=3, alpha=0.5), 100 epochs; and the same budget on hard labels alone.
-    for out, soft_labels in ((runs / "student-kd", soft), (runs / "student-hard", None)):
-        if not (out / "summary.json").is_file():
-            steps.distill(data, out, arch="yawn-student", soft_labels=soft_labels, cfg=STUDENT)
-    # 3. Remove 25 % of every conv's channels, fine-tune 30 epochs with the teacher.
-    pruned = runs / f"student-kd-pruned-{PRUNE_RATIO}"
-    if not (pruned / "summary.json").is_file():
-        steps.prune(data, runs / "student-kd" / "best.pt", pruned, ratio=PRUNE_RATIO, soft_labels=soft,
-                    cfg=FINETUNE)
-    # 4. ONNX -> full-int8 TFLite (parity gate), metrics, sidecar; ship to models/.
-    shipped = steps.quantize(data, pruned / "best.pt", NAME, args.models, reports_dir=args.reports)
+    shipped = recipe.build(RECIPE, data, runs, args.models, args.reports)
+    paths = recipe.run_paths(runs, RECIPE)
 
     # 5. The figures for the report.
     info = dataset_info(data)
     train, val, test = (load_dataset(data, info[k]) for k in ("train", "validation", "test"))
     leaky = load_dataset(data, YAWN_SOURCE_TEST)
     float_figures = {}
-    for tag, path in (("teacher", runs / "teacher" / "soft_labels" / "best.pt"),
-                      ("student-kd", runs / "student-kd" / "best.pt"),
-                      ("student-hard", runs / "student-hard" / "best.pt"), ("pruned", pruned / "best.pt")):
+    for tag, path in paths.items():
         model = torch.load(path, weights_only=False)
         float_figures[tag] = {split: figures(predict_logits(model, s.images), s)
                               for split, s in (("val", val), ("test_unseen_groups", test), (YAWN_SOURCE_TEST, leaky))}
     tflite = Path(args.models) / f"{NAME}.tflite"
     contract = json.loads(tflite.with_suffix(".json").read_text())
-    model = torch.load(pruned / "best.pt", weights_only=False)
+    model = torch.load(paths["pruned"], weights_only=False)
     plain = FaceSet(test.images, test.targets, test.labels, test.source)  # groups mix both labels: per frame only
     frames = read_yawn_frames_cached(yawn_csv_path(data))
     row_split = face_split(frames.groups, YAWN_SPLIT_SHARES, YAWN_SPLIT_SALT)  # every csv row, face or not
