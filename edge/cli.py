@@ -135,7 +135,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     # The bench measures the loop, not the console: events go to a null sink unless the config names outputs.
     from edge.outputs import Dispatcher
 
-    summary = run(cfg, max_frames=args.max_frames, dispatcher=Dispatcher([]), started=START)
+    summary = run(cfg, max_frames=args.max_frames, dispatcher=Dispatcher([]), started=START, keep_timings=True)
     result = bench.report(summary, cfg.models.threads)
     if args.plot:
         result["plot"] = str(bench.plot_histogram(summary, args.plot, f"{result['source']} on {result['board']}"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +89,9 @@ def valid_frame(frame: Frame) -> bool:
 class Monitor:
     """Per-frame processing; :func:`run` drives it from a source."""
 
-    def __init__(self, cfg: MonitorConfig) -> None:
+    def __init__(self, cfg: MonitorConfig, timing_window: int | None = 1000) -> None:
+        """``timing_window``: per-stage times kept (the latest N); None keeps all (a finite benchmark run). A
+        monitor left running for hours in a car must not grow."""
         self.cfg = cfg
         try:
             self.detector = detectors.create(cfg.detector)
@@ -104,7 +106,7 @@ class Monitor:
         self.driver = DriverState()
         self.drowsy = drowsiness.DrowsyState()
         self.rules = {rule.name: RuleState() for rule in cfg.rules}
-        self.timings: dict[str, list[float]] = defaultdict(list)
+        self.timings: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=timing_window))
         self.counts: Counter[str] = Counter()
 
     def _timed(self, stage: str, start: float) -> float:
@@ -268,7 +270,7 @@ class RunSummary:
     bad_frames: int = 0
     seconds: float = 0.0
     first_frame_s: float | None = None  # from start of run() to the first processed frame
-    events: list[Event] = field(default_factory=list)
+    events: deque[Event] = field(default_factory=lambda: deque(maxlen=10000))  # the latest; the log has all
     source: str = ""
     reconnects: int = 0
     timings: dict[str, list[float]] = field(default_factory=dict)
@@ -295,9 +297,10 @@ def _open_with_retry(source: sources.Source, cfg: MonitorConfig, emit: Callable[
 
 def run(cfg: MonitorConfig, max_frames: int | None = None, on_frame: Callable[[FrameResult], None] | None = None,
         dispatcher: outputs.Dispatcher | None = None, sleep: Callable[[float], None] = time.sleep,
-        started: float | None = None) -> RunSummary:
+        started: float | None = None, keep_timings: bool = False) -> RunSummary:
     """Run the monitor until the source ends, ``max_frames`` frames were processed, or Ctrl-C. ``started`` (a
-    ``time.perf_counter()`` value, e.g. taken when the process began) is what ``first_frame_s`` counts from."""
+    ``time.perf_counter()`` value, e.g. taken when the process began) is what ``first_frame_s`` counts from.
+    ``keep_timings``: keep every frame's stage times (benchmarks); otherwise only the latest 1000."""
     start = time.perf_counter()
     started = start if started is None else started
     if cfg.privacy.block_network:
@@ -306,7 +309,7 @@ def run(cfg: MonitorConfig, max_frames: int | None = None, on_frame: Callable[[F
         install_network_guard()
     source_cls = sources.registry()[cfg.source.type]
     source = source_cls(cfg.source)
-    monitor = Monitor(cfg)
+    monitor = Monitor(cfg, timing_window=None if keep_timings else 1000)
     own_dispatcher = dispatcher is None
     dispatcher = dispatcher or outputs.build_outputs(cfg.outputs)
     summary = RunSummary(source=source.describe())
@@ -376,7 +379,7 @@ def run(cfg: MonitorConfig, max_frames: int | None = None, on_frame: Callable[[F
                    message=f"{summary.frames} frames, a face in {summary.faces}, {summary.bad_frames} bad"))
         if own_dispatcher:
             dispatcher.close()
-    summary.timings = dict(monitor.timings)
+    summary.timings = {stage: list(values) for stage, values in monitor.timings.items()}
     return summary
 
 

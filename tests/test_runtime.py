@@ -244,3 +244,15 @@ def test_monitor_faces_on_a_video_frame(tmp_path):
     ok, image = cap.read()
     faces = Monitor(quiet()).faces(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
     assert len(faces) == 1 and faces[0].expression is not None
+
+
+def test_a_long_run_keeps_bounded_state():
+    """Hours in a car: stage timings keep a window, not every frame."""
+    cfg = quiet(source={"type": "demo", "duration_s": 4.0, "fps": 10.0})
+    src = DemoSource(cfg.source)
+    src.open()
+    monitor = Monitor(cfg, timing_window=5)
+    for frame in iter(src.read, None):
+        monitor.process(frame)
+    assert monitor.counts["frames"] == 40
+    assert all(len(v) <= 5 for v in monitor.timings.values())
