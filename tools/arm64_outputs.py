@@ -68,10 +68,11 @@ def compare(x86: Path, arm: Path, analyze: list[Path]) -> int:
           f"{b['machine']}: {'IDENTICAL' if ok else f'DIFFERENT (max {diff} LSB)'}")
     if analyze:
         ja, jb = (json.loads(p.read_text().strip().splitlines()[-1]) for p in analyze)
-        same = [f["expression"] for f in ja["faces"]] == [f["expression"] for f in jb["faces"]] and \
-            [f["box"] for f in ja["faces"]] == [f["box"] for f in jb["faces"]]
-        print(f"edgefer analyze --json grace_hopper: {len(ja['faces'])} vs {len(jb['faces'])} face(s), boxes and "
-              f"expression {'IDENTICAL' if same else 'DIFFERENT'}")
+        same = ja["faces"] == jb["faces"]  # boxes, scores, expression, eyes_open and yawn, as printed
+        print(f"edgefer analyze --json grace_hopper: {len(ja['faces'])} vs {len(jb['faces'])} face(s), boxes, "
+              f"scores, expression, eyes_open and yawn {'IDENTICAL' if same else 'DIFFERENT'}")
+        if not same:
+            print(f"  x86:   {ja['faces']}\n  arm64: {jb['faces']}")
         ok = ok and same
     return 0 if ok else 1
 
