@@ -192,6 +192,11 @@ def perclos(state: DrowsyState, ts: float, cfg: DrowsinessConfig) -> float:
     return min(1.0, closed / span)
 
 
+#: The signal names :func:`signals` returns (rules may watch any of them).
+SIGNALS = ("eye_closure", "eyes_closed_s", "perclos", "blink_rate_per_min", "mean_blink_s", "yawns_per_window",
+           "head_drop", "off_road", "too_dark")
+
+
 def signals(state: DrowsyState, ts: float, cfg: DrowsinessConfig) -> dict[str, float | None]:
     """Values for the alert rules; None where there is no reading this frame."""
     reading = state.openness is not None

@@ -19,7 +19,7 @@ import numpy as np
 
 from edge import detectors, drowsiness, outputs, sources
 from edge.alerts import RuleState, step
-from edge.config import MonitorConfig
+from edge.config import ConfigError, MonitorConfig
 from edge.contract import ContractError
 from edge.crop import crop, crop_rotated, eye_line, keypoints_from_box
 from edge.detectors import Detection
@@ -102,12 +102,28 @@ class Monitor:
         self.expression = optional_model(m.expression, m.threads, m.backend, "expression")
         self.eye_state = optional_model(m.eye_state, m.threads, m.backend, "eye-state")
         self.yawn = optional_model(m.yawn, m.threads, m.backend, "yawn")
+        self._check_rules()
         self.track: DriverTrack | None = None
         self.driver = DriverState()
         self.drowsy = drowsiness.DrowsyState()
         self.rules = {rule.name: RuleState() for rule in cfg.rules}
         self.timings: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=timing_window))
         self.counts: Counter[str] = Counter()
+
+    def _check_rules(self) -> None:
+        """A rule watching a signal that does not exist would never fire: refuse it at start, by name."""
+        labels = self.expression.labels if self.expression is not None else []
+        known = {"no_face_s", "distress", *drowsiness.SIGNALS, *(f"expression.{lb}" for lb in labels)}
+        for i, rule in enumerate(self.cfg.rules):
+            if rule.signal in known:
+                continue
+            expression_signal = rule.signal.startswith("expression.") or rule.signal == "distress"
+            if expression_signal and self.expression is None:
+                log.warning("rule %s watches %s but no expression model is loaded: it will not fire",
+                            rule.name, rule.signal)
+                continue
+            raise ConfigError(f"rules.{i}.signal: unknown signal {rule.signal!r} (rule {rule.name!r}); known: "
+                              f"{', '.join(sorted(known))}")
 
     def _timed(self, stage: str, start: float) -> float:
         now = time.perf_counter()

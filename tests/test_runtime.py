@@ -256,3 +256,9 @@ def test_a_long_run_keeps_bounded_state():
         monitor.process(frame)
     assert monitor.counts["frames"] == 40
     assert all(len(v) <= 5 for v in monitor.timings.values())
+
+
+def test_a_rule_on_an_unknown_signal_is_refused_at_start():
+    rules = [{"name": "typo", "signal": "eye_closur", "threshold": 1.0, "release": 0.5, "levels": [2.0]}]
+    with pytest.raises(config.ConfigError, match=r"rules\.0\.signal: unknown signal 'eye_closur'.*eye_closure"):
+        Monitor(quiet(rules=rules))
