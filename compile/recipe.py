@@ -6,6 +6,7 @@ cut-off. The build scripts in ``tools/`` hold each model's settings and report i
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from dataclasses import dataclass
@@ -56,6 +57,22 @@ def build(recipe: Recipe, data: Path, runs: Path, models_dir: str | Path, report
                     cfg=recipe.finetune)
     # 4. ONNX -> full-int8 TFLite behind the parity gate, metrics, sidecar; ship.
     return steps.quantize(data, paths["pruned"], recipe.name, models_dir, reports_dir=reports_dir)
+
+
+def main_args(recipe: Recipe, description: str, data_help: str, default_runs: str, threads: int):
+    """The build scripts' shared command line and steps 1-4: (args, data, runs, shipped, paths by tag)."""
+    import torch
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("data", help=data_help)
+    ap.add_argument("--runs", default=default_runs)
+    ap.add_argument("--models", default="models")
+    ap.add_argument("--reports", default="reports")
+    args = ap.parse_args()
+    torch.set_num_threads(threads)
+    data, runs = Path(args.data), Path(args.runs)
+    shipped = build(recipe, data, runs, args.models, args.reports)
+    return args, data, runs, shipped, run_paths(runs, recipe)
 
 
 def latency_ms(tflite: Path, image: np.ndarray, runs: int = 2000) -> dict:

@@ -11,7 +11,6 @@ student of the same budget for comparison), robustness, an intensity-only baseli
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -38,16 +37,8 @@ RECIPE = recipe.Recipe(NAME, "eye-teacher", "eye-student", TEACHER, STUDENT, PRU
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", help="CEW folder holding manifest.csv")
-    ap.add_argument("--runs", default="runs/eyes")
-    ap.add_argument("--models", default="models")
-    ap.add_argument("--reports", default="reports")
-    args = ap.parse_args()
-    torch.set_num_threads(THREADS)
-    data, runs = Path(args.data), Path(args.runs)
-    shipped = recipe.build(RECIPE, data, runs, args.models, args.reports)
-    paths = recipe.run_paths(runs, RECIPE)
+    args, data, runs, shipped, paths = recipe.main_args(
+        RECIPE, __doc__.splitlines()[0], "CEW folder holding manifest.csv", "runs/eyes", THREADS)
 
     # 5. The figures for the report.
     info = dataset_info(data)

@@ -18,7 +18,6 @@ with a face by detector, robustness, size, MACs and latency.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -62,16 +61,8 @@ def figures(logits: np.ndarray, data: FaceSet) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", help="yawn folder holding frames.csv")
-    ap.add_argument("--runs", default="runs/yawn")
-    ap.add_argument("--models", default="models")
-    ap.add_argument("--reports", default="reports")
-    args = ap.parse_args()
-    torch.set_num_threads(THREADS)
-    data, runs = Path(args.data), Path(args.runs)
-    shipped = recipe.build(RECIPE, data, runs, args.models, args.reports)
-    paths = recipe.run_paths(runs, RECIPE)
+    args, data, runs, shipped, paths = recipe.main_args(
+        RECIPE, __doc__.splitlines()[0], "yawn folder holding frames.csv", "runs/yawn", THREADS)
 
     # 5. The figures for the report.
     info = dataset_info(data)
