@@ -3,6 +3,7 @@ the board it ran on. Figures only; nothing here decides pass or fail."""
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 from pathlib import Path
@@ -28,6 +29,30 @@ def board_name() -> str:
     except OSError:
         pass
     return f"{cpu} ({platform.machine()}, {platform.system()})"
+
+
+#: The CPU features that decide how fast XNNPACK's int8 kernels run: the same model and the same peer can
+#: differ 2-4x in their speed ratio between an AVX2-only and an AVX-512 VNNI host (seen on this project's VM).
+INT8_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp", "i8mm", "sve")
+
+
+def int8_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The INT8_FEATURES this CPU reports in /proc/cpuinfo, space-separated ('' where unknown)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return ""
+    flags: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags.update(line.split(":", 1)[1].split())
+    return " ".join(f for f in INT8_FEATURES if f in flags)
+
+
+def machine_line() -> str:
+    """One line naming the machine a figure was measured on: board or CPU, core count, int8 features."""
+    features = int8_features()
+    return f"{board_name()}, {os.cpu_count()} cores" + (f", int8 features: {features}" if features else "")
 
 
 def governor_warning() -> str | None:
@@ -70,6 +95,7 @@ def report(summary: RunSummary, threads: int) -> dict:
         "first_frame_s": None if summary.first_frame_s is None else round(summary.first_frame_s, 3),
         "stages": stage_stats(summary.timings),
         "board": board_name(),
+        "int8_features": int8_features(),
         "threads": threads,
     }
     if summary.frames and len(per_frame):
@@ -138,7 +164,7 @@ def model_latency(models: list[str], max_threads: int = 4, runs: int = 500, back
             per_thread.append({"threads": threads, "median_ms": round(float(np.median(times)), 4),
                                "p90_ms": round(float(np.percentile(times, 90)), 4)})
         rows.append({"model": name, "backend": described, "threads": per_thread})
-    result = {"board": board_name(), "runs": runs, "models": rows}
+    result = {"board": board_name(), "int8_features": int8_features(), "runs": runs, "models": rows}
     warning = governor_warning()
     if warning:
         result["warning"] = warning

@@ -262,3 +262,15 @@ def test_a_rule_on_an_unknown_signal_is_refused_at_start():
     rules = [{"name": "typo", "signal": "eye_closur", "threshold": 1.0, "release": 0.5, "levels": [2.0]}]
     with pytest.raises(config.ConfigError, match=r"rules\.0\.signal: unknown signal 'eye_closur'.*eye_closure"):
         Monitor(quiet(rules=rules))
+
+
+def test_int8_features_read_x86_flags_and_arm_features(tmp_path):
+    from edge.bench import int8_features
+
+    x86 = tmp_path / "x86"
+    x86.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n\nprocessor\t: 1\nflags\t: avx2\n")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd evtstrm crc32 asimddp\n")
+    assert int8_features(x86) == "avx2 avx512f avx512_vnni"
+    assert int8_features(arm) == "asimd asimddp"
+    assert int8_features(tmp_path / "missing") == ""

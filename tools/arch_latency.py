@@ -17,6 +17,7 @@ import torch
 from compile import nets
 from compile.prune import prune_channels
 from compile.quantize import convert_int8, export_onnx
+from edge.bench import machine_line
 from edge.latency import compare_latency
 
 
@@ -41,6 +42,7 @@ def main() -> None:
         paths["peer"] = args.peer
         result = compare_latency(paths, threads=1, rounds=args.rounds)
     peer = result["peer"]["median_ms"]
+    print(f"one thread, median of {args.rounds} interleaved runs, on {machine_line()}")
     print(f"{'candidate':24} {'MACs':>8} {'params':>8} {'ms/face':>8} {'vs peer':>8}")
     for name, r in result.items():
         macs, params = shapes.get(name, (0, 0))

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 from pathlib import Path
 
 from compile.data import load_dataset
 from compile.evaluate import classification_report
 from compile.teacher import KNOWN_WRAPS, wrapped_teacher
+from edge.bench import machine_line
 from edge.contract import load_contract, sidecar_path, write_contract
 from edge.latency import compare_latency
 from edge.models import Classifier, resolve
@@ -58,7 +57,7 @@ def main() -> None:
     for name, row in rows.items():
         row.update(median_ms=latency[name]["median_ms"], p90_ms=latency[name]["p90_ms"],
                    speedup_vs_peer=peer_ms / latency[name]["median_ms"], library=latency[name]["library"])
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {_cpu_name()}"
+    machine = machine_line()
     print(f"{test.source}, n={len(test)}; latency: one thread, median of {args.rounds}, on {machine}")
     print(f"{'model':38} {'accuracy':>8} {'UAR':>6} {'bytes':>8} {'ms/face':>8} {'speed':>6}")
     for name, r in rows.items():
@@ -83,16 +82,6 @@ def main() -> None:
                                         "uar": rows[peer_name]["uar"], "split": test.source}
             write_contract(contract, sidecar_path(path))
     print(f"wrote {args.out / 'compare_peer.json'} and accuracy_vs_latency.png")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _plot(rows: dict[str, dict], path: Path, machine: str) -> None:
