@@ -89,6 +89,15 @@ def accuracy(model: nn.Module, data: FaceSet) -> float:
     return float((predict_logits(model, data.images).argmax(1) == data.targets).mean())
 
 
+#: Config fields that do not change what is trained: a run may resume with another thread count.
+RESUME_FREE = ("threads",)
+
+
+def _same_run(saved: dict, current: dict) -> bool:
+    return ({k: v for k, v in saved.items() if k not in RESUME_FREE}
+            == {k: v for k, v in current.items() if k not in RESUME_FREE})
+
+
 def _log(out_dir: Path, text: str) -> None:
     print(text, flush=True)
     with open(out_dir / "train.log", "a") as fh:
@@ -123,7 +132,7 @@ def fit(model: nn.Module, train: FaceSet, val: FaceSet, cfg: TrainConfig, out_di
     ckpt_path = out_dir / "checkpoint.pt"
     if ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, weights_only=False)
-        if ckpt["config"] == cfg.model_dump():
+        if _same_run(ckpt["config"], cfg.model_dump()):
             model.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
             sched.load_state_dict(ckpt["scheduler"])

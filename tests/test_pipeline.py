@@ -144,6 +144,14 @@ def test_resume_after_a_cut_off_run_matches_an_uncut_run(fer_files, tmp_path, mo
         assert torch.allclose(a.float(), b.float(), atol=1e-6)
 
 
+def test_a_run_resumes_with_another_thread_count_but_not_another_recipe():
+    from compile.train import _same_run
+
+    saved = TrainConfig(**{**FAST, "threads": 1}).model_dump()
+    assert _same_run(saved, TrainConfig(**{**FAST, "threads": 2}).model_dump())
+    assert not _same_run(saved, TrainConfig(**{**FAST, "threads": 1, "lr": 0.2}).model_dump())
+
+
 def test_wrapped_and_trained_teachers_combine(built, fer_files, tmp_path):
     """A brought model (our own int8 TFLite, raw-pixel convention) and a net trained here, mixed 1:1."""
     cfg = TrainConfig(**{**FAST, "epochs": 1})

