@@ -13,6 +13,9 @@ import time
 from pathlib import Path
 
 START = time.perf_counter()  # the first processed frame is timed from here (the console entry point)
+#: compile.augment.PRESETS' names, spelled out so the device side never imports the toolchain (a test keeps
+#: the two equal).
+AUGMENT_PRESETS = ("expression", "expression-car", "eye_state", "yawn")
 
 from edge.contract import ContractError  # noqa: E402
 from edge.samples import SAMPLE_IMAGES, sample_image_path  # noqa: E402
@@ -253,6 +256,10 @@ def _train_config(args: argparse.Namespace, **defaults):
         value = getattr(args, field, None)
         if value is not None:
             values[field] = value
+    if getattr(args, "augment", None):
+        from compile.augment import PRESETS
+
+        values["augment"] = PRESETS[args.augment]
     return TrainConfig(**values)
 
 
@@ -265,6 +272,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps-per-epoch", dest="max_steps_per_epoch", type=int, help="for smoke runs")
     p.add_argument("--class-balance", dest="class_balance", type=float,
                    help="0..1: weight rare classes up by (count/mean)^-beta (raises UAR)")
+    p.add_argument("--augment", choices=AUGMENT_PRESETS,
+                   help="augmentation preset (compile/augment.py; default: the task's own)")
 
 
 def _cmd_teacher(args: argparse.Namespace) -> int:

@@ -166,3 +166,15 @@ def test_wrapped_and_trained_teachers_combine(built, fer_files, tmp_path):
     assert again == desc
     assert desc["report"]["wrapped:tiny.tflite"]["val_acc"] == pytest.approx(
         built["pruned"]["val_acc_after_finetune"], abs=0.05)
+
+
+def test_cli_augment_presets_match_the_toolchain_and_reach_the_config():
+    import argparse
+
+    from compile.augment import PRESETS
+    from edge.cli import AUGMENT_PRESETS, _train_config
+
+    assert set(AUGMENT_PRESETS) == set(PRESETS)
+    cfg = _train_config(argparse.Namespace(augment="expression-car", epochs=2))
+    assert cfg.augment == PRESETS["expression-car"] and cfg.augment.nir > 0 and cfg.epochs == 2
+    assert _train_config(argparse.Namespace(augment=None)).augment is None  # the task's preset, filled in later
