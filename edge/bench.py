@@ -32,7 +32,7 @@ def board_name() -> str:
 
 
 #: The CPU features that decide how fast XNNPACK's int8 kernels run: the same model and the same peer can
-#: differ 2-4x in their speed ratio between an AVX2-only and an AVX-512 VNNI host (seen on this project's VM).
+#: differ 4-6x in their speed ratio between an AVX2-only and an AVX-512 VNNI host (seen on this project's VM).
 INT8_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp", "i8mm", "sve")
 
 
