@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The recipe that produced models/fer-student.{tflite,json,onnx}, step by step (about 2 h 50 min on 2 CPU cores,
+# The recipe that produced models/fer-student.{tflite,json,onnx}, step by step (about 3 h 20 min on 2 CPU cores,
 # 1 h 35 min of it the teacher).
 #
 #   tools/build_fer_student.sh DATA_DIR FER_TFLITE
@@ -18,11 +18,19 @@ T=$R/teacher-trained/soft_labels.npz
 #    probabilities on the training images averaged with the FER+ crowd votes (weight 1 each) as soft labels.
 [ -f $T ] || edgefer teacher --data "$D" --votes "$DATA_DIR/fer2013new.csv" --train teacher --weights 1 1 \
     --threads 2 --out $T
+#    Its ONNX export (8 MB, not committed; see models/teachers/README.md).
+[ -f models/teachers/fer-teacher.onnx ] || python -c "import torch; from compile.quantize import export_onnx; \
+export_onnx(torch.load('$R/teacher-trained/soft_labels/best.pt', weights_only=False), 'models/teachers/fer-teacher.onnx')"
 # 2. The student (16-32-64-128, two 3x3 convs per stage, full 48x48 stem), distilled 60 epochs (T=3, alpha=0.5,
 #    one-cycle SGD, class-balanced loss beta 0.5), and the same student without the teacher, same budget.
 edgefer distill --data "$D" --arch student --teacher $T --out $R/st-kdT-cb60 --epochs 60 --class-balance 0.5 \
     --threads 2
 edgefer distill --data "$D" --arch student --out $R/st-cb60 --epochs 60 --class-balance 0.5 --threads 2
+#    And the teacher alone (no FER+ votes) as soft labels, same budget (a row of the README's table).
+[ -f $R/teacher-only/soft_labels.npz ] || edgefer teacher --data "$D" \
+    --wrap models/teachers/fer-teacher.onnx:raw48 --out $R/teacher-only/soft_labels.npz
+edgefer distill --data "$D" --arch student --teacher $R/teacher-only/soft_labels.npz --out $R/st-kdTonly-cb60 \
+    --epochs 60 --class-balance 0.5 --threads 2
 # 3. Remove 20 % of the channels of every conv (the ratio that keeps >= 3x the peer's speed with a margin on
 #    tools/arch_latency.py on an AVX-512 VNNI host), fine-tune 25 epochs with the teacher; the no-teacher
 #    branch the same way, without it. The shipped one is the better on PublicTest accuracy.
@@ -33,4 +41,5 @@ edgefer prune --data "$D" --model $R/st-cb60/best.pt --ratio 0.2 --out $R/st-cb6
 # 4. int8 TFLite + parity gate + sidecar, shipped to models/; then the figures in the README.
 edgefer quantize --data "$D" --model $R/st-kdT-cb60-pruned-0.2-ft25/best.pt --name fer-student
 python tools/compare_peer.py --data "$D" --peer "$FER_TFLITE" --record
-python tools/compare_runs.py "$D" $R/st-kdT-cb60 $R/st-cb60 $R/st-kdT-cb60-pruned-0.2-ft25 $R/st-cb60-pruned-0.2-ft25
+python tools/compare_runs.py "$D" $R/st-kdT-cb60 $R/st-cb60 $R/st-kdTonly-cb60 $R/st-kdT-cb60-pruned-0.2-ft25 \
+    $R/st-cb60-pruned-0.2-ft25
