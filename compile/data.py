@@ -18,6 +18,8 @@ import csv
 import gzip
 import hashlib
 import io
+import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,6 +287,21 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
+    """Write an .npz cache so that a reader never sees half a file and two writers never collide: each writes
+    its own temporary file beside the target and renames it into place (two training runs started together
+    used to share one temporary name, and the second rename failed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp.npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def load_fer2013_cached(path: str | Path, cache_dir: str | Path | None = None) -> dict[str, FaceSet]:
     """read_fer2013_csv with an .npz cache keyed by the file's size and mtime (parsing takes ~15 s)."""
     path = Path(path)
@@ -304,9 +321,7 @@ def load_fer2013_cached(path: str | Path, cache_dir: str | Path | None = None) -
     arrays = {}
     for usage, fs in sets.items():
         arrays.update({f"{usage}_x": fs.images, f"{usage}_y": fs.targets, f"{usage}_rows": fs.rows})
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(cache)
+    save_npz_atomic(cache, **arrays)
     return sets
 
 
@@ -610,9 +625,7 @@ def detect_mouths_cached(path: str | Path, rows: list[dict] | None = None,
         return {"detector": blob["detector"].astype(object), "keypoints": blob["keypoints"]}
     found = detect_mouths(path, rows)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, detector=found["detector"].astype(str), keypoints=found["keypoints"])
-    tmp.replace(cache)
+    save_npz_atomic(cache, detector=found["detector"].astype(str), keypoints=found["keypoints"])
     return found
 
 
@@ -639,9 +652,7 @@ def read_yawn_frames(path: str | Path, size: int = YAWN_SIZE, size_iod: float = 
                 raise DataError(f"{path}:{rows[i]['line']}: {exc}") from None
             images[j] = mouth_crop(gray, found["keypoints"][i], size_iod, size)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, images=images)
-        tmp.replace(cache)
+        save_npz_atomic(cache, images=images)
     idx = np.flatnonzero(has_face)
     groups = np.array([r["group"] for r in rows], dtype=object)
     faces = FaceSet(images, np.array([rows[i]["target"] for i in idx], dtype=np.int64), labels, path.parent.name,

@@ -158,6 +158,35 @@ def prune(data: str | Path, model_path: str | Path, out_dir: str | Path, *, rati
     return summary
 
 
+def balance(data: str | Path, model_path: str | Path, out_dir: str | Path, *, tau: float | None = None,
+            task: str | None = None) -> dict:
+    """Logit adjustment (compile.balance) folded into the classifier: ``out_dir/best.pt`` and ``summary.json``.
+
+    ``tau`` None: chosen on the validation split by the declared rule (mean of accuracy and UAR)."""
+    from compile import balance as bal
+
+    resolve_task(data, task)
+    train, val = _splits(data)
+    model = torch.load(model_path, weights_only=False)
+    prior = bal.log_prior(train.targets, len(train.labels))
+    grid = bal.TAU_GRID if tau is None else tuple(sorted({0.0, float(tau)}))
+    rows = bal.tau_table(predict_logits(model, val.images), val.targets, val.labels, prior, grid)
+    chosen = bal.choose_tau(rows) if tau is None else next(r for r in rows if r["tau"] == float(tau))
+    before = next(r for r in rows if r["tau"] == 0.0)
+    bal.fold_into_classifier(model, -chosen["tau"] * prior)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(model, out_dir / "best.pt")
+    summary = {"step": "logit-adjustment", "source": str(model_path), "tau": chosen["tau"],
+               "chosen_by": "given" if tau is not None else bal.SELECTION_RULE,
+               "log_prior": [float(v) for v in prior], "labels": list(train.labels),
+               "val_before": {k: before[k] for k in ("accuracy", "uar", "score")},
+               "val_after": {k: chosen[k] for k in ("accuracy", "uar", "score")},
+               "val_acc": chosen["accuracy"], "table": rows}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
 def provenance_of(model_path: str | Path) -> dict:
     """The recipe behind a .pt: follows the ``summary.json`` of its run folder back through its sources
     (prune -> distill), collecting each step and the teacher that was used."""
@@ -167,7 +196,8 @@ def provenance_of(model_path: str | Path) -> dict:
     while path is not None and (path.parent / "summary.json").is_file() and len(steps_seen) < 10:
         summary = json.loads((path.parent / "summary.json").read_text())
         teacher_desc = teacher_desc or summary.get("teacher")
-        steps_seen.append({k: v for k, v in summary.items() if k != "teacher"} | {"run": str(path.parent)})
+        steps_seen.append({k: v for k, v in summary.items() if k not in ("teacher", "table")}
+                          | {"run": str(path.parent)})
         path = Path(summary["source"]) if summary.get("source") else None
     return {"teacher": teacher_desc, "recipe": {"steps": list(reversed(steps_seen))}}
 

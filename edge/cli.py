@@ -302,6 +302,15 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_balance(args: argparse.Namespace) -> int:
+    steps = _toolchain()
+    summary = steps.balance(args.data, args.model, args.out, tau=args.tau, task=args.task)
+    b, a = summary["val_before"], summary["val_after"]
+    print(f"tau {summary['tau']:+.2f} ({summary['chosen_by']}); validation accuracy {b['accuracy']:.4f} -> "
+          f"{a['accuracy']:.4f}, UAR {b['uar']:.4f} -> {a['uar']:.4f}; wrote {Path(args.out) / 'best.pt'}")
+    return 0
+
+
 def _cmd_quantize(args: argparse.Namespace) -> int:
     steps = _toolchain()
     from compile.quantize import ParityBounds, ParityError
@@ -459,6 +468,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float)
     _add_train_args(p)
     p.set_defaults(func=_cmd_prune)
+
+    p = sub.add_parser("balance", help="logit adjustment for class imbalance, folded into the classifier bias "
+                                       "(raises UAR at no inference cost)")
+    p.add_argument("--data", required=True)
+    p.add_argument("--task", choices=["expression", "eye_state", "yawn"],
+                   help="what the data trains (default: read from the data's format)")
+    p.add_argument("--model", required=True, help="a .pt from distill or prune")
+    p.add_argument("--out", required=True, help="run folder for the adjusted best.pt and summary.json")
+    p.add_argument("--tau", type=float, help="strength (0 = unchanged); default: chosen on the validation split by "
+                                             "the mean of accuracy and UAR")
+    p.set_defaults(func=_cmd_balance)
 
     p = sub.add_parser("quantize", help="ONNX -> full-int8 TFLite, parity gate, ship to models/ with sidecar")
     p.add_argument("--data", required=True)

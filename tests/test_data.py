@@ -147,3 +147,19 @@ def test_image_folder_without_val_holds_out_part_of_train(tmp_path):
     assert not set(train.rows) & set(val.rows)
     assert val.class_counts() == {name: 2 for name in FER_LABELS}
     assert len(load_dataset(tmp_path, "PrivateTest")) == 21
+
+
+def test_cache_writers_never_collide(tmp_path):
+    # two training runs started together once shared one temporary name and the second one crashed
+    from concurrent.futures import ThreadPoolExecutor
+
+    from compile.data import save_npz_atomic
+
+    target = tmp_path / "cache" / "fer2013-x.npz"
+    arrays = [np.full((200, 48, 48), i, dtype=np.uint8) for i in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda a: save_npz_atomic(target, images=a), arrays))
+    value = int(np.load(target)["images"][0, 0, 0])
+    assert value in range(8)
+    assert (np.load(target)["images"] == value).all()
+    assert [p.name for p in target.parent.iterdir()] == [target.name]

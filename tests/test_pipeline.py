@@ -27,11 +27,12 @@ def built(fer_files, tmp_path_factory):
                             cfg=TrainConfig(alpha=0.5, temperature=3.0, **FAST))
     pruned = steps.prune(data, work / "student" / "best.pt", work / "pruned", ratio=0.5, soft_labels=soft,
                          cfg=TrainConfig(**{**FAST, "epochs": 3, "lr": 0.02}))
-    shipped = steps.quantize(data, work / "pruned" / "best.pt", "tiny", work / "models",
+    balanced = steps.balance(data, work / "pruned" / "best.pt", work / "balanced")
+    shipped = steps.quantize(data, work / "balanced" / "best.pt", "tiny", work / "models",
                              reports_dir=work / "reports", crop_margin=0.09,
                              bounds=ParityBounds(max_accuracy_drop=0.05, min_top1_agreement=0.9))
     return {"work": work, "data": data, "teacher": desc, "student": student, "pruned": pruned,
-            "shipped": shipped}
+            "balanced": balanced, "shipped": shipped}
 
 
 def test_teacher_soft_labels_cover_the_training_rows(built):
@@ -63,7 +64,9 @@ def test_int8_model_is_full_integer_with_raw_pixel_input(built):
     assert not any(op.startswith("FLEX") for op in contract.metrics["ops"])
     assert (built["work"] / "models" / "tiny.onnx").is_file()
     runs = [s["run"] for s in contract.recipe["steps"]]
-    assert runs == [str(built["work"] / "student"), str(built["work"] / "pruned")]
+    assert runs == [str(built["work"] / d) for d in ("student", "pruned", "balanced")]
+    assert contract.recipe["steps"][-1]["tau"] == built["balanced"]["tau"]
+    assert "table" not in contract.recipe["steps"][-1]
     assert (built["work"] / "reports" / "tiny" / "training_curves.png").is_file()
 
 

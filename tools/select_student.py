@@ -1,0 +1,54 @@
+"""The declared selection rule applied to candidate runs: which best.pt ships.
+
+Looks at the validation split only (FER2013: PublicTest) and never at the test split, so the test figures of the
+shipped model stay a held-out measurement. The rule (compile.balance.SELECTION_RULE): the highest mean of
+accuracy and UAR, both being floors of the shipped model.
+
+    python tools/select_student.py fer2013.csv.gz runs/a-balanced runs/b-balanced [--json-out pick.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from compile.balance import SELECTION_RULE, selection_score
+from compile.data import dataset_info, load_dataset
+from compile.evaluate import classification_report
+from compile.train import predict_logits
+
+
+def select(data: str, runs: list[Path]) -> dict:
+    val = load_dataset(data, dataset_info(data)["validation"])
+    rows = []
+    for run in runs:
+        report = classification_report(val.targets, predict_logits(torch.load(run / "best.pt", weights_only=False),
+                                                                   val.images), val.labels)
+        rows.append({"run": str(run), "accuracy": report["accuracy"], "uar": report["uar"],
+                     "score": selection_score(report["accuracy"], report["uar"])})
+    best = max(rows, key=lambda r: r["score"])
+    return {"rule": SELECTION_RULE, "split": val.source, "candidates": rows, "chosen": best["run"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data")
+    ap.add_argument("runs", nargs="+", type=Path, help="run folders holding best.pt")
+    ap.add_argument("--json-out", type=Path)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    result = select(args.data, args.runs)
+    print(f"rule: {result['rule']}  ({result['split']})")
+    print(f"{'run':44} {'accuracy':>9} {'UAR':>7} {'score':>7}")
+    for r in result["candidates"]:
+        mark = "  <- chosen" if r["run"] == result["chosen"] else ""
+        print(f"{r['run']:44} {r['accuracy']:9.4f} {r['uar']:7.4f} {r['score']:7.4f}{mark}")
+    if args.json_out:
+        args.json_out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
