@@ -70,3 +70,16 @@ def test_balance_step_writes_an_adjusted_model_chosen_on_validation(fer_files, t
     assert adjusted == pytest.approx(expected, abs=1e-4)
     given = steps.balance(data, tmp_path / "student" / "best.pt", tmp_path / "given", tau=0.5)
     assert given["tau"] == 0.5 and given["chosen_by"] == "given"
+
+
+def test_balance_command_prints_the_choice_and_writes_the_model(fer_files, tmp_path, capsys):
+    from edge.cli import main
+
+    data = str(fer_files["csv"])
+    assert main(["distill", "--data", data, "--arch", "micro", "--out", str(tmp_path / "s"), "--epochs", "1",
+                 "--threads", "1"]) == 0
+    assert main(["balance", "--data", data, "--model", str(tmp_path / "s" / "best.pt"),
+                 "--out", str(tmp_path / "la"), "--tau", "0.25"]) == 0
+    out = capsys.readouterr().out
+    assert "tau +0.25, chosen by: given" in out
+    assert (tmp_path / "la" / "best.pt").is_file()
