@@ -198,6 +198,21 @@ def ferplus_soft_labels(votes: np.ndarray, labels: tuple[str, ...] = FER_LABELS)
     return probs, valid
 
 
+def ferplus_majority(votes: np.ndarray, labels: tuple[str, ...] = FER_LABELS) -> tuple[np.ndarray, np.ndarray]:
+    """FER+ relabelling as hard labels: the class most of the 10 annotators chose (FER+ paper's majority scheme).
+
+    Returns (targets [N] in ``labels`` order, valid [N]); a row is invalid when its top vote is tied or falls on
+    a class outside ``labels`` (contempt, unknown, not a face)."""
+    votes = np.asarray(votes)
+    top = votes.argmax(axis=1)
+    unique = (votes == votes.max(axis=1, keepdims=True)).sum(axis=1) == 1
+    mapping = np.array([labels.index(FERPLUS_TO_FER[c]) if FERPLUS_TO_FER.get(c) in labels else -1
+                        for c in FERPLUS_COLUMNS])
+    targets = mapping[top]
+    valid = unique & (targets >= 0) & (votes.sum(axis=1) > 0)
+    return np.where(valid, targets, 0).astype(np.int64), valid
+
+
 def _read_grey(path: Path, size: int) -> np.ndarray:
     import cv2
 

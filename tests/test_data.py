@@ -163,3 +163,19 @@ def test_cache_writers_never_collide(tmp_path):
     assert value in range(8)
     assert (np.load(target)["images"] == value).all()
     assert [p.name for p in target.parent.iterdir()] == [target.name]
+
+
+def test_ferplus_majority_keeps_clear_winners_on_fer_classes():
+    from compile.data import ferplus_majority
+
+    votes = np.array([
+        [4, 0, 0, 1, 3, 2, 0, 0, 0, 0],  # neutral wins
+        [0, 0, 0, 0, 0, 0, 3, 0, 0, 0],  # fear
+        [3, 3, 0, 0, 0, 0, 0, 0, 4, 0],  # unknown wins: dropped
+        [5, 5, 0, 0, 0, 0, 0, 0, 0, 0],  # tie: dropped
+        [0, 0, 0, 0, 0, 0, 0, 6, 0, 4],  # contempt: dropped
+        [0] * 10,                          # no votes
+    ])
+    targets, valid = ferplus_majority(votes)
+    assert list(valid) == [True, True, False, False, False, False]
+    assert [FER_LABELS[t] for t in targets[valid]] == ["neutral", "fear"]
