@@ -189,7 +189,7 @@ def balance(data: str | Path, model_path: str | Path, out_dir: str | Path, *, ta
 
 def provenance_of(model_path: str | Path) -> dict:
     """The recipe behind a .pt: follows the ``summary.json`` of its run folder back through its sources
-    (prune -> distill), collecting each step and the teacher that was used."""
+    (balance -> prune -> distill), collecting each step and the teacher that was used."""
     steps_seen: list[dict] = []
     teacher_desc = None
     path: Path | None = Path(model_path)

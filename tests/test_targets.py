@@ -141,6 +141,11 @@ def test_jetson_qdq_onnx_parity_and_build_script(tmp_path, fer_files):
     assert qs and model.opset_import[0].version >= 17
     zero_points = [onnx.numpy_helper.to_array(i) for i in model.graph.initializer if i.name.endswith("zero_point")]
     assert all(np.all(z == 0) for z in zero_points)  # TensorRT takes symmetric int8 only
+    # the input normalisation and the classifier stay float: nothing quantises the raw pixel or the logits
+    qdq = json.loads((tmp_path / "fer-student.jetson-parity.json").read_text())["qdq"]
+    assert len(qdq["float_nodes"]) == 3  # Mul, Add, and the classifier's Gemm
+    gemm = next(n for n in model.graph.node if n.op_type == "Gemm")
+    assert not any(n.op_type == "QuantizeLinear" and n.input[0] in gemm.output for n in model.graph.node)
     script = (tmp_path / "fer-student.build_engine.sh").read_text()
     assert "trtexec" in script and "fer-student.int8.onnx" in script and "--saveEngine" in script
     clf = Classifier(tmp_path / "fer-student.int8.onnx", backend="tensorrt")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The recipe that produced models/fer-student.{tflite,json,onnx}, step by step (about 3 h 20 min on 2 CPU cores,
-# 1 h 35 min of it the teacher).
+# The recipe that produced models/fer-student.{tflite,json,onnx}, step by step (about 7 h on 2 CPU cores: the
+# teacher 1 h 35 min, three 60-epoch and two 80-epoch students of 30-80 min each, four prunes of 10-20 min).
 #
 #   tools/build_fer_student.sh DATA_DIR FER_TFLITE
 #
@@ -60,6 +60,7 @@ python tools/select_student.py "$D" "${CANDIDATES[@]}" --json-out $R/selection.j
 CHOSEN=$(python -c "import json; print(json.load(open('$R/selection.json'))['chosen'])")
 # 5. int8 TFLite + parity gate + sidecar, shipped to models/; then the figures in the README.
 edgefer quantize --data "$D" --model $CHOSEN/best.pt --name fer-student
-python tools/compare_peer.py --data "$D" --peer "$FER_TFLITE" --record
+python tools/select_student.py "$D" "${CANDIDATES[@]}" --record fer-student
+python tools/compare_peer.py --data "$D" --peer "$FER_TFLITE" --votes "$DATA_DIR/fer2013new.csv" --record
 python tools/compare_runs.py "$D" $R/st-kdT-cb60 $R/st-cb60 $R/st-kdTonly-cb60 $R/st-kdTonly-s1-e80 $R/st-s1-e80 \
     "${CANDIDATES[@]}"

@@ -26,7 +26,7 @@ def main() -> None:
     torch.set_num_threads(1)
     splits = {name: load_dataset(args.data, name) for name in args.splits}
     results = {}
-    print(f"{'run':32} " + " ".join(f"{s + ' acc':>16} {'UAR':>6}" for s in args.splits))
+    print(f"{'run':44} " + " ".join(f"{s + ' acc':>16} {'UAR':>6}" for s in args.splits))
     for run in args.runs:
         model = torch.load(run / "best.pt", weights_only=False)
         row = {}
@@ -34,7 +34,7 @@ def main() -> None:
             report = classification_report(data.targets, predict_logits(model, data.images), data.labels)
             row[name] = {"accuracy": report["accuracy"], "uar": report["uar"]}
         results[str(run)] = row
-        print(f"{str(run):32} " + " ".join(f"{row[s]['accuracy']:16.4f} {row[s]['uar']:6.4f}" for s in args.splits))
+        print(f"{str(run):44} " + " ".join(f"{row[s]['accuracy']:16.4f} {row[s]['uar']:6.4f}" for s in args.splits))
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=2))
 

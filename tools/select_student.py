@@ -5,6 +5,11 @@ shipped model stay a held-out measurement. The rule (compile.balance.SELECTION_R
 accuracy and UAR, both being floors of the shipped model.
 
     python tools/select_student.py fer2013.csv.gz runs/a-balanced runs/b-balanced [--json-out pick.json]
+        [--record fer-student]
+
+``--record NAME``: after the chosen run was quantized and shipped as NAME, write the selection (rule, every
+candidate's validation figures) into NAME's sidecar, under ``recipe.selection``; refused when NAME was not built
+from the chosen run.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ def main() -> None:
     ap.add_argument("data")
     ap.add_argument("runs", nargs="+", type=Path, help="run folders holding best.pt")
     ap.add_argument("--json-out", type=Path)
+    ap.add_argument("--record", metavar="MODEL", help="shipped model built from the chosen run: record the selection "
+                                                      "in its sidecar")
     args = ap.parse_args()
     torch.set_num_threads(1)
     result = select(args.data, args.runs)
@@ -48,6 +55,22 @@ def main() -> None:
         print(f"{r['run']:44} {r['accuracy']:9.4f} {r['uar']:7.4f} {r['score']:7.4f}{mark}")
     if args.json_out:
         args.json_out.write_text(json.dumps(result, indent=2))
+    if args.record:
+        record(args.record, result)
+
+
+def record(model: str, result: dict) -> None:
+    from edge.contract import load_contract, sidecar_path, write_contract
+    from edge.models import resolve
+
+    path = resolve(model)
+    contract = load_contract(path)
+    built_from = contract.recipe.get("steps", [{}])[-1].get("run")
+    if built_from != result["chosen"]:
+        raise SystemExit(f"{sidecar_path(path)}: built from {built_from}, not from the chosen run {result['chosen']}")
+    contract.recipe["selection"] = result
+    write_contract(contract, sidecar_path(path))
+    print(f"recorded the selection in {sidecar_path(path)}")
 
 
 if __name__ == "__main__":
