@@ -74,6 +74,12 @@ for run in st-kdT-cb60-pruned-0.2-ft25 st-cb60-pruned-0.2-ft25 st-kdTonly-s1-e80
 done
 python tools/select_student.py "$D" "${CANDIDATES[@]}" --json-out $R/selection.json
 CHOSEN=$(python -c "import json; print(json.load(open('$R/selection.json'))['chosen'])")
+# Declared 2026-12-01 18:58 UTC for the next round, before either run had finished one epoch (not candidates of
+# the build above yet; when both are done they join CANDIDATES, each pruned 20 % + 25 epochs and logit-adjusted
+# as above, and the same rule picks among all of them):
+#   edgefer distill --data "$D" --arch student --out $R/st-s2-e120 --epochs 120 --class-balance 0.5 --threads 1 \
+#       --seed 2
+#   edgefer distill --data "$D" --arch student-s2w --out $R/s2w-e120 --epochs 120 --class-balance 0.5 --threads 1
 # 5. int8 TFLite + parity gate + sidecar, shipped to models/; then the figures in the README.
 edgefer quantize --data "$D" --model $CHOSEN/best.pt --name fer-student
 python tools/select_student.py "$D" "${CANDIDATES[@]}" --record fer-student
