@@ -31,6 +31,25 @@ def selection_score(accuracy: float, uar: float) -> float:
     return (accuracy + uar) / 2
 
 
+#: How much a challenger must beat the shipped run's score by to replace it (declared 2026-12-01, after a
+#: challenger won by 0.0002, i.e. by less than one PublicTest face; applies from the next round on). 0.005 is
+#: a fraction of the noise of a 3,589-face split (one binomial standard error of accuracy is ~0.008), so it
+#: stops ties from churning the shipped model without locking out a real gain.
+INCUMBENT_MARGIN = 0.005
+
+
+def choose_run(rows: list[dict], incumbent: str | None = None, margin: float = INCUMBENT_MARGIN) -> dict:
+    """The row to ship among candidate ``rows`` (each with ``run`` and ``score``): the best score, except that
+    the ``incumbent`` run (the one shipped now) stays unless the best beats its score by more than ``margin``."""
+    best = max(rows, key=lambda r: r["score"])
+    if incumbent is None:
+        return best
+    current = next((r for r in rows if r["run"] == incumbent), None)
+    if current is None:
+        raise ValueError(f"the incumbent {incumbent} is not among the candidates")
+    return best if best["score"] > current["score"] + margin else current
+
+
 def log_prior(targets: np.ndarray, n_classes: int) -> np.ndarray:
     """log of the class frequencies of ``targets``; a class never seen gets the count 1."""
     counts = np.bincount(np.asarray(targets), minlength=n_classes).astype(np.float64).clip(1)

@@ -85,7 +85,7 @@ def quantize_qdq(float_onnx: Path, calib: np.ndarray, dest: Path) -> dict[str, A
     percentile range then spends the 7 bits a ReLU output keeps under symmetric int8 better (98.0 %). The
     asymmetric ORT default reaches 98.3 % but TensorRT rejects non-zero zero points. The classifier stays float
     too (700 MACs): for the logit-adjusted fer-student of 2026-12-01 a symmetric int8 classifier put the agreement
-    at 97.9 %, below the bound (2,000 calibration images instead of 400: 97.7 %); a float one gives 98.2 %."""
+    at 97.9 % (2,000 calibration images instead of 400: 97.7 %); a float one gave 98.2 %."""
     import onnx
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -154,7 +154,15 @@ def float_contract(contract: ModelContract, nchw: list[int]) -> dict[str, Any]:
 
 
 def build_jetson(path: Path, contract: ModelContract, out: Path, data: str | Path, calib_count: int = 400,
-                 split: str = "PrivateTest", min_agreement: float = 0.98) -> dict[str, Any]:
+                 split: str = "PrivateTest", min_agreement: float = 0.97, max_drop: float = 0.005) -> dict[str, Any]:
+    """Float and int8 QDQ ONNX plus the engine script; fails when the int8 ONNX drifts from the float ONNX past the
+    bounds the int8 TFLite is held to (``compile.quantize.ParityBounds``: top-1 agreement, accuracy drop).
+
+    Until 2026-12-01 the gate was int8 ONNX vs int8 TFLite agreement >= 0.98. That compares two independent
+    quantisations, each about 98 % in agreement with the float model, so it asked more of the pair than the
+    TFLite gate asks of either, and it failed two logit-adjusted builds (97.9 %, 97.5 %) whose int8 ONNX was as
+    accurate as the int8 TFLite. It was changed after that second failure; the pair's agreement is still measured
+    and written to the parity report and the sidecar."""
     from compile.data import load_dataset
     from compile.quantize import calibration_images, run_onnx, run_tflite
     from compile.targets import TargetError, write_artifact
@@ -183,14 +191,22 @@ def build_jetson(path: Path, contract: ModelContract, out: Path, data: str | Pat
         "int8_tflite_acc": float((q_tflite.argmax(1) == test.targets).mean()),
         "float_onnx_acc": float((f_onnx.argmax(1) == test.targets).mean()),
         "int8_onnx_vs_int8_tflite_max_logit_diff": float(np.abs(q_onnx - q_tflite).max()),
-        "min_agreement": min_agreement, "qdq": qdq,
+        "min_agreement": min_agreement, "max_accuracy_drop": max_drop, "qdq": qdq,
     }
-    parity["passed"] = parity["int8_onnx_vs_int8_tflite_top1_agreement"] >= min_agreement
+    parity["int8_onnx_accuracy_drop"] = parity["float_onnx_acc"] - parity["int8_onnx_acc"]
+    failures = []
+    if parity["int8_onnx_vs_float_onnx_top1_agreement"] < min_agreement:
+        failures.append(f"the int8 ONNX agrees with the float ONNX on "
+                        f"{parity['int8_onnx_vs_float_onnx_top1_agreement']:.4f} of {len(test)} test faces "
+                        f"< {min_agreement}")
+    if parity["int8_onnx_accuracy_drop"] > max_drop:
+        failures.append(f"its accuracy drops {parity['int8_onnx_accuracy_drop'] * 100:.2f} points "
+                        f"> {max_drop * 100:.2f}")
+    parity["passed"] = not failures
     (out / f"{name}.jetson-parity.json").write_text(json.dumps(parity, indent=1) + "\n")
-    if not parity["passed"]:
-        raise TargetError(f"jetson parity failed: the int8 ONNX agrees with the int8 TFLite on "
-                          f"{parity['int8_onnx_vs_int8_tflite_top1_agreement']:.3f} of {len(test)} test faces "
-                          f"< {min_agreement} (report: {out / (name + '.jetson-parity.json')})")
+    if failures:
+        raise TargetError(f"jetson parity failed on {test.source}: {'; '.join(failures)} "
+                          f"(report: {out / (name + '.jetson-parity.json')})")
     metrics = {**contract.metrics, "jetson_parity": {k: v for k, v in parity.items() if k != "qdq"}}
     write_artifact(int8_onnx, int8_onnx, contract, **update,
                    metrics=metrics, recipe={**contract.recipe, "jetson_qdq": qdq})

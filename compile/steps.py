@@ -147,13 +147,13 @@ def prune(data: str | Path, model_path: str | Path, out_dir: str | Path, *, rati
     stats = prune_channels(model, ratio, size=train.images.shape[1])
     acc_pruned = accuracy(model, val)
     cfg = _config(cfg, task, epochs=10, lr=0.02)
-    soft = teacher.load_soft_labels(soft_labels, train)[0] if soft_labels else None
+    soft, description = teacher.load_soft_labels(soft_labels, train) if soft_labels else (None, None)
     if soft is None:
         cfg = cfg.model_copy(update={"alpha": 0.0})
     history = fit(model, train, val, cfg, out_dir, soft_targets=soft, tag=f"prune-{ratio}")
     summary = {**stats, "val_acc_before": acc_before, "val_acc_after_prune": acc_pruned,
                "val_acc_after_finetune": history["best_val_acc"], "source": str(model_path),
-               "config": cfg.model_dump()}
+               "teacher": description, "config": cfg.model_dump()}
     Path(out_dir, "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 

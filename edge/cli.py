@@ -176,7 +176,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     if not args.target or not args.out:
         raise SystemExit("edgefer compile: --target and --out are required (see --list)")
     options = {"threads": args.threads, "edgetpu_compiler": args.edgetpu_compiler, "data": args.data,
-               "calib_count": args.calib_count, "split": args.split, "min_agreement": args.min_agreement}
+               "calib_count": args.calib_count, "split": args.split, "min_agreement": args.min_agreement,
+               "max_drop": args.max_drop}
     try:
         summary = compile_target(args.target, args.out, model=args.model, **options)
     except TargetError as exc:
@@ -393,7 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-count", dest="calib_count", type=int, help="jetson: calibration images (400)")
     p.add_argument("--split", help="jetson: test split for the parity check (PrivateTest)")
     p.add_argument("--min-agreement", dest="min_agreement", type=float,
-                   help="jetson: int8 ONNX vs int8 TFLite top-1 agreement required (0.98)")
+                   help="jetson: int8 ONNX vs float ONNX top-1 agreement required (0.97, as for the TFLite)")
+    p.add_argument("--max-drop", dest="max_drop", type=float,
+                   help="jetson: float ONNX accuracy - int8 ONNX accuracy allowed, a fraction (0.005)")
     p.add_argument("--list", action="store_true", help="print the capability table and exit")
     p.set_defaults(func=_cmd_compile)
 

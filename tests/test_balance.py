@@ -83,3 +83,13 @@ def test_balance_command_prints_the_choice_and_writes_the_model(fer_files, tmp_p
     out = capsys.readouterr().out
     assert "tau +0.25, chosen by: given" in out
     assert (tmp_path / "la" / "best.pt").is_file()
+
+
+def test_an_incumbent_stays_unless_beaten_by_more_than_the_margin():
+    rows = [{"run": "old", "score": 0.6572}, {"run": "new", "score": 0.6574}, {"run": "bad", "score": 0.60}]
+    assert balance.choose_run(rows)["run"] == "new"
+    assert balance.choose_run(rows, incumbent="old", margin=0.005)["run"] == "old"
+    rows[1]["score"] = 0.6630
+    assert balance.choose_run(rows, incumbent="old", margin=0.005)["run"] == "new"
+    with pytest.raises(ValueError, match="not among the candidates"):
+        balance.choose_run(rows, incumbent="gone")

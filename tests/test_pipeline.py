@@ -48,6 +48,7 @@ def test_student_learns_and_pruning_removes_channels(built):
     assert pruned["macs_after"] < 0.6 * pruned["macs_before"]
     assert pruned["params_after"] < pruned["params_before"]
     assert pruned["val_acc_after_finetune"] > 0.25
+    assert pruned["teacher"]["teachers"] == ["ferplus:fer2013new.csv"]  # the fine-tune's teacher is on record
 
 
 def test_int8_model_is_full_integer_with_raw_pixel_input(built):

@@ -131,7 +131,9 @@ def test_edgetpu_backend_ignores_cpu_models():
 def test_jetson_qdq_onnx_parity_and_build_script(tmp_path, fer_files):
     summary = compile_target("jetson", tmp_path, data=str(fer_files["csv"]), calib_count=70, min_agreement=0.9)
     parity = summary["parity"]
-    assert parity["passed"] and parity["int8_onnx_vs_int8_tflite_top1_agreement"] >= 0.9
+    assert parity["passed"] and parity["int8_onnx_vs_float_onnx_top1_agreement"] >= 0.9
+    assert parity["int8_onnx_accuracy_drop"] <= 0.005
+    assert 0 <= parity["int8_onnx_vs_int8_tflite_top1_agreement"] <= 1  # still reported
     int8 = load_contract(tmp_path / "fer-student.int8.onnx")
     assert int8.target == "jetson" and int8.format == "onnx" and int8.input.layout == "NCHW"
     import onnx
@@ -153,9 +155,11 @@ def test_jetson_qdq_onnx_parity_and_build_script(tmp_path, fer_files):
     assert clf.probabilities(np.zeros((1, 48, 48), np.uint8)).shape == (1, 7)
 
 
-def test_jetson_parity_failure_is_an_error(tmp_path, fer_files):
-    with pytest.raises(TargetError, match="parity failed"):
-        compile_target("jetson", tmp_path, data=str(fer_files["csv"]), calib_count=70, min_agreement=1.01)
+@pytest.mark.parametrize(("bound", "message"), [({"min_agreement": 1.01}, "agrees with the float ONNX"),
+                                                ({"max_drop": -1.0}, "accuracy drops")])
+def test_jetson_parity_failure_is_an_error(tmp_path, fer_files, bound, message):
+    with pytest.raises(TargetError, match=f"parity failed.*{message}"):
+        compile_target("jetson", tmp_path, data=str(fer_files["csv"]), calib_count=70, **bound)
 
 
 def test_compile_needs_a_tflite_source(tmp_path):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The recipe that produced models/fer-student.{tflite,json,onnx}, step by step (about 7 h on 2 CPU cores: the
-# teacher 1 h 35 min, three 60-epoch and two 80-epoch students of 30-80 min each, four prunes of 10-20 min).
+# The recipe that produced models/fer-student.{tflite,json,onnx}, step by step (about 8 h on 2 CPU cores: the
+# teacher 1 h 35 min, three 60-epoch and two 80-epoch students of 30-80 min each, four 25-epoch prunes of 10-20
+# min, the ensemble's soft labels 1 min, two 50-epoch prunes of 37 min side by side).
 #
 #   tools/build_fer_student.sh DATA_DIR FER_TFLITE
 #
@@ -76,7 +77,8 @@ python tools/select_student.py "$D" "${CANDIDATES[@]}" --json-out $R/selection.j
 CHOSEN=$(python -c "import json; print(json.load(open('$R/selection.json'))['chosen'])")
 # Declared 2026-12-01 18:58 UTC for the next round, before either run had finished one epoch (not candidates of
 # the build above yet; when both are done they join CANDIDATES, each pruned 20 % + 25 epochs and logit-adjusted
-# as above, and the same rule picks among all of them):
+# as above, and the same rule picks among all of them, with the shipped run as the incumbent:
+# select_student.py ... --incumbent $R/st-s1-e80-pruned-0.2-ens50-la, margin compile.balance.INCUMBENT_MARGIN):
 #   edgefer distill --data "$D" --arch student --out $R/st-s2-e120 --epochs 120 --class-balance 0.5 --threads 1 \
 #       --seed 2
 #   edgefer distill --data "$D" --arch student-s2w --out $R/s2w-e120 --epochs 120 --class-balance 0.5 --threads 1

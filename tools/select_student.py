@@ -2,10 +2,12 @@
 
 Looks at the validation split only (FER2013: PublicTest) and never at the test split, so the test figures of the
 shipped model stay a held-out measurement. The rule (compile.balance.SELECTION_RULE): the highest mean of
-accuracy and UAR, both being floors of the shipped model.
+accuracy and UAR, both being floors of the shipped model. With ``--incumbent RUN`` (the run shipped now, itself
+a candidate) a challenger replaces it only when it beats its score by more than ``--margin``
+(compile.balance.INCUMBENT_MARGIN, declared after a 0.0002 win).
 
     python tools/select_student.py fer2013.csv.gz runs/a-balanced runs/b-balanced [--json-out pick.json]
-        [--record fer-student]
+        [--incumbent runs/a-balanced] [--record fer-student]
 
 ``--record NAME``: after the chosen run was quantized and shipped as NAME, write the selection (rule, every
 candidate's validation figures) into NAME's sidecar, under ``recipe.selection``; refused when NAME was not built
@@ -20,13 +22,13 @@ from pathlib import Path
 
 import torch
 
-from compile.balance import SELECTION_RULE, selection_score
+from compile.balance import INCUMBENT_MARGIN, SELECTION_RULE, choose_run, selection_score
 from compile.data import dataset_info, load_dataset
 from compile.evaluate import classification_report
 from compile.train import predict_logits
 
 
-def select(data: str, runs: list[Path]) -> dict:
+def select(data: str, runs: list[Path], incumbent: Path | None = None, margin: float = INCUMBENT_MARGIN) -> dict:
     val = load_dataset(data, dataset_info(data)["validation"])
     rows = []
     for run in runs:
@@ -34,8 +36,10 @@ def select(data: str, runs: list[Path]) -> dict:
                                                                    val.images), val.labels)
         rows.append({"run": str(run), "accuracy": report["accuracy"], "uar": report["uar"],
                      "score": selection_score(report["accuracy"], report["uar"])})
-    best = max(rows, key=lambda r: r["score"])
-    return {"rule": SELECTION_RULE, "split": val.source, "candidates": rows, "chosen": best["run"]}
+    chosen = choose_run(rows, str(incumbent) if incumbent else None, margin)
+    rule = SELECTION_RULE + (f"; the incumbent {incumbent} stays unless beaten by more than {margin}"
+                             if incumbent else "")
+    return {"rule": rule, "split": val.source, "candidates": rows, "chosen": chosen["run"]}
 
 
 def main() -> None:
@@ -43,11 +47,14 @@ def main() -> None:
     ap.add_argument("data")
     ap.add_argument("runs", nargs="+", type=Path, help="run folders holding best.pt")
     ap.add_argument("--json-out", type=Path)
+    ap.add_argument("--incumbent", type=Path, help="the run shipped now (one of RUNS): kept unless beaten by more "
+                                                   "than --margin")
+    ap.add_argument("--margin", type=float, default=INCUMBENT_MARGIN)
     ap.add_argument("--record", metavar="MODEL", help="shipped model built from the chosen run: record the selection "
                                                       "in its sidecar")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    result = select(args.data, args.runs)
+    result = select(args.data, args.runs, args.incumbent, args.margin)
     print(f"rule: {result['rule']}  ({result['split']})")
     print(f"{'run':44} {'accuracy':>9} {'UAR':>7} {'score':>7}")
     for r in result["candidates"]:
