@@ -82,6 +82,9 @@ CHOSEN=$(python -c "import json; print(json.load(open('$R/selection.json'))['cho
 #   edgefer distill --data "$D" --arch student --out $R/st-s2-e120 --epochs 120 --class-balance 0.5 --threads 1 \
 #       --seed 2
 #   edgefer distill --data "$D" --arch student-s2w --out $R/s2w-e120 --epochs 120 --class-balance 0.5 --threads 1
+# Amended 19:01 UTC, with s2w-e120 at epoch 10 of 120: st-s2-e120 is paused (it resumes in a later session) so
+# s2w-e120 can finish on both cores this session; s2w-e120 then joins the candidates alone this round, pruned 20 %
+# + 25 epochs and logit-adjusted like the others, against the incumbent with the margin.
 # 5. int8 TFLite + parity gate + sidecar, shipped to models/; then the figures in the README.
 edgefer quantize --data "$D" --model $CHOSEN/best.pt --name fer-student
 python tools/select_student.py "$D" "${CANDIDATES[@]}" --record fer-student
