@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The recipe that produced models/fer-student.{tflite,json,onnx}, step by step (about 8 h on 2 CPU cores: the
 # teacher 1 h 35 min, three 60-epoch and two 80-epoch students of 30-80 min each, four 25-epoch prunes of 10-20
-# min, the ensemble's soft labels 1 min, two 50-epoch prunes of 37 min side by side).
+# min, the ensemble's soft labels 1 min, two 50-epoch prunes of 37 min side by side, the wide stride-2 student
+# 120 epochs in 35 min and its prune in 5).
 #
 #   tools/build_fer_student.sh DATA_DIR FER_TFLITE
 #
@@ -75,19 +76,22 @@ for run in st-kdT-cb60-pruned-0.2-ft25 st-cb60-pruned-0.2-ft25 st-kdTonly-s1-e80
 done
 python tools/select_student.py "$D" "${CANDIDATES[@]}" --json-out $R/selection.json
 CHOSEN=$(python -c "import json; print(json.load(open('$R/selection.json'))['chosen'])")
-# Declared 2026-12-01 18:58 UTC for the next round, before either run had finished one epoch (not candidates of
-# the build above yet; when both are done they join CANDIDATES, each pruned 20 % + 25 epochs and logit-adjusted
-# as above, and the same rule picks among all of them, with the shipped run as the incumbent:
-# select_student.py ... --incumbent $R/st-s1-e80-pruned-0.2-ens50-la, margin compile.balance.INCUMBENT_MARGIN):
-#   edgefer distill --data "$D" --arch student --out $R/st-s2-e120 --epochs 120 --class-balance 0.5 --threads 1 \
-#       --seed 2
-#   edgefer distill --data "$D" --arch student-s2w --out $R/s2w-e120 --epochs 120 --class-balance 0.5 --threads 1
-# Amended 19:01 UTC, with s2w-e120 at epoch 10 of 120: st-s2-e120 is paused (it resumes in a later session) so
-# s2w-e120 can finish on both cores this session; s2w-e120 then joins the candidates alone this round, pruned 20 %
-# + 25 epochs and logit-adjusted like the others, against the incumbent with the margin.
+# A second round (declared 2026-12-01 18:58 UTC before its runs started, amended 19:01 with s2w-e120 at epoch
+# 10): the wide stride-2-stem student, 120 epochs, no teacher, pruned 20 % + 25 epochs and logit-adjusted like
+# the others, joins the candidates; the run chosen above is the incumbent and stays unless beaten by more than
+# compile.balance.INCUMBENT_MARGIN. (A seed-2 `student`, 120 epochs, declared with it, was paused at epoch 4 so
+# this one could finish; it resumes in a later round: edgefer distill --data "$D" --arch student
+# --out $R/st-s2-e120 --epochs 120 --class-balance 0.5 --seed 2.)
+edgefer distill --data "$D" --arch student-s2w --out $R/s2w-e120 --epochs 120 --class-balance 0.5 --threads 2
+edgefer prune --data "$D" --model $R/s2w-e120/best.pt --ratio 0.2 --out $R/s2w-e120-pruned-0.2-ft25 --epochs 25 \
+    --class-balance 0.5 --threads ${PRUNE_THREADS:-2}
+edgefer balance --data "$D" --model $R/s2w-e120-pruned-0.2-ft25/best.pt --out $R/s2w-e120-pruned-0.2-ft25-la
+CANDIDATES+=($R/s2w-e120-pruned-0.2-ft25-la)
+python tools/select_student.py "$D" "${CANDIDATES[@]}" --incumbent "$CHOSEN" --json-out $R/selection.json
+CHOSEN=$(python -c "import json; print(json.load(open('$R/selection.json'))['chosen'])")
 # 5. int8 TFLite + parity gate + sidecar, shipped to models/; then the figures in the README.
 edgefer quantize --data "$D" --model $CHOSEN/best.pt --name fer-student
-python tools/select_student.py "$D" "${CANDIDATES[@]}" --record fer-student
+python tools/select_student.py "$D" "${CANDIDATES[@]}" --incumbent "$CHOSEN" --record fer-student
 python tools/compare_peer.py --data "$D" --peer "$FER_TFLITE" --votes "$DATA_DIR/fer2013new.csv" --record
 python tools/compare_runs.py "$D" $R/st-kdT-cb60 $R/st-cb60 $R/st-kdTonly-cb60 $R/st-kdTonly-s1-e80 $R/st-s1-e80 \
     "${CANDIDATES[@]}"
