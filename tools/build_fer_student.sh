@@ -2,7 +2,7 @@
 # The recipe that produced models/fer-student.{tflite,json,onnx}, step by step (about 8 h on 2 CPU cores: the
 # teacher 1 h 35 min, three 60-epoch and two 80-epoch students of 30-80 min each, four 25-epoch prunes of 10-20
 # min, the ensemble's soft labels 1 min, two 50-epoch prunes of 37 min side by side, the wide stride-2 student
-# 120 epochs in 35 min and its prune in 5).
+# 120 epochs in 35 min and its prune in 5, twice).
 #
 #   tools/build_fer_student.sh DATA_DIR FER_TFLITE
 #
