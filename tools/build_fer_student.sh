@@ -2,7 +2,7 @@
 # The recipe that produced models/fer-student.{tflite,json,onnx}, step by step (about 8 h on 2 CPU cores: the
 # teacher 1 h 35 min, three 60-epoch and two 80-epoch students of 30-80 min each, four 25-epoch prunes of 10-20
 # min, the ensemble's soft labels 1 min, two 50-epoch prunes of 37 min side by side, the wide stride-2 student
-# 120 epochs in 35 min and its prune in 5, twice).
+# 120 epochs in 35 min and its prune in 5, twice, then two more of it side by side at one thread each in 76 min).
 #
 #   tools/build_fer_student.sh DATA_DIR FER_TFLITE
 #
@@ -113,7 +113,8 @@ for seed in 2 3; do
 done
 python tools/select_student.py "$D" "${CANDIDATES[@]}" --incumbent "$CHOSEN" --json-out $R/selection.json
 CHOSEN=$(python -c "import json; print(json.load(open('$R/selection.json'))['chosen'])")
-# 5. int8 TFLite + parity gate + sidecar, shipped to models/; then the figures in the README.
+# 5. int8 TFLite + parity gate + sidecar, shipped to models/; then the figures in the README. (The fourth round
+#    chose runs/s2w-s2-e120-la: PublicTest score 0.6707 against the incumbent's 0.6574.)
 edgefer quantize --data "$D" --model $CHOSEN/best.pt --name fer-student
 python tools/select_student.py "$D" "${CANDIDATES[@]}" --incumbent "$CHOSEN" --record fer-student
 python tools/compare_peer.py --data "$D" --peer "$FER_TFLITE" --votes "$DATA_DIR/fer2013new.csv" --record
