@@ -1,6 +1,10 @@
 """Float accuracy and UAR of trained runs (their best.pt) on FER2013 splits, e.g. distilled vs no-teacher.
 
     python tools/compare_runs.py fer2013.csv.gz runs/s2-kd runs/s2-baseline [--splits PublicTest PrivateTest]
+        [--votes fer2013new.csv]
+
+``--votes``: also score each split against the FER+ relabelling of the same faces (majority of 10 annotators;
+faces without a clear majority on a FER2013 class are left out), a second labelling that no run chose on.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from compile.data import load_dataset
+from compile.data import ferplus_majority, load_dataset, read_ferplus_votes
 from compile.evaluate import classification_report
 from compile.train import predict_logits
 
@@ -21,20 +25,30 @@ def main() -> None:
     ap.add_argument("data")
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--splits", nargs="+", default=["PublicTest", "PrivateTest"])
+    ap.add_argument("--votes", type=Path, help="FER+ vote file (fer2013new.csv): add columns scored on its labels")
     ap.add_argument("--json-out", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(1)
     splits = {name: load_dataset(args.data, name) for name in args.splits}
+    votes = read_ferplus_votes(args.votes) if args.votes else None
+    columns = [(name, name) for name in args.splits]
+    if votes is not None:
+        columns += [(name, f"{name} FER+") for name in args.splits]
     results = {}
-    print(f"{'run':44} " + " ".join(f"{s + ' acc':>16} {'UAR':>6}" for s in args.splits))
+    print(f"{'run':44} " + " ".join(f"{c + ' acc':>20} {'UAR':>6}" for _, c in columns))
     for run in args.runs:
         model = torch.load(run / "best.pt", weights_only=False)
         row = {}
         for name, data in splits.items():
-            report = classification_report(data.targets, predict_logits(model, data.images), data.labels)
+            logits = predict_logits(model, data.images)
+            report = classification_report(data.targets, logits, data.labels)
             row[name] = {"accuracy": report["accuracy"], "uar": report["uar"]}
+            if votes is not None:
+                targets, valid = ferplus_majority(votes[data.rows], data.labels)
+                report = classification_report(targets[valid], logits[valid], data.labels)
+                row[f"{name} FER+"] = {"accuracy": report["accuracy"], "uar": report["uar"], "n": int(valid.sum())}
         results[str(run)] = row
-        print(f"{str(run):44} " + " ".join(f"{row[s]['accuracy']:16.4f} {row[s]['uar']:6.4f}" for s in args.splits))
+        print(f"{str(run):44} " + " ".join(f"{row[c]['accuracy']:20.4f} {row[c]['uar']:6.4f}" for _, c in columns))
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=2))
 
