@@ -123,7 +123,7 @@ def _plot(rows: dict[str, dict], path: Path, machine: str) -> None:
                     xytext=(6, 4), textcoords="offset points")
     ax.set_xlabel("ms per face (one thread, median)")
     ax.set_ylabel("FER2013 accuracy")
-    ax.set_title(f"accuracy vs latency ({machine})", fontsize=9)
+    ax.set_title(f"accuracy vs latency\n{machine}", fontsize=9)  # the machine string is too long for one line
     xs = [r["median_ms"] for r in rows.values()]
     ax.set_xlim(0, max(xs) * 1.5)
     ax.margins(y=0.2)
