@@ -30,12 +30,13 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     splits = {name: load_dataset(args.data, name) for name in args.splits}
-    votes = read_ferplus_votes(args.votes) if args.votes else None
-    columns = [(name, name) for name in args.splits]
-    if votes is not None:
-        columns += [(name, f"{name} FER+") for name in args.splits]
+    relabels = {}
+    if args.votes:
+        votes = read_ferplus_votes(args.votes)
+        relabels = {name: ferplus_majority(votes[data.rows], data.labels) for name, data in splits.items()}
+    columns = list(args.splits) + [f"{name} FER+" for name in relabels]
     results = {}
-    print(f"{'run':44} " + " ".join(f"{c + ' acc':>20} {'UAR':>6}" for _, c in columns))
+    print(f"{'run':44} " + " ".join(f"{c + ' acc':>20} {'UAR':>6}" for c in columns))
     for run in args.runs:
         model = torch.load(run / "best.pt", weights_only=False)
         row = {}
@@ -43,12 +44,12 @@ def main() -> None:
             logits = predict_logits(model, data.images)
             report = classification_report(data.targets, logits, data.labels)
             row[name] = {"accuracy": report["accuracy"], "uar": report["uar"]}
-            if votes is not None:
-                targets, valid = ferplus_majority(votes[data.rows], data.labels)
+            if name in relabels:
+                targets, valid = relabels[name]
                 report = classification_report(targets[valid], logits[valid], data.labels)
                 row[f"{name} FER+"] = {"accuracy": report["accuracy"], "uar": report["uar"], "n": int(valid.sum())}
         results[str(run)] = row
-        print(f"{str(run):44} " + " ".join(f"{row[c]['accuracy']:20.4f} {row[c]['uar']:6.4f}" for _, c in columns))
+        print(f"{str(run):44} " + " ".join(f"{row[c]['accuracy']:20.4f} {row[c]['uar']:6.4f}" for c in columns))
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=2))
 
