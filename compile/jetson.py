@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.bench import machine_line
 from edge.contract import InputSpec, ModelContract, OutputSpec, sidecar_path
 
 OPSET = 17
@@ -180,11 +181,13 @@ def build_jetson(path: Path, contract: ModelContract, out: Path, data: str | Pat
     int8_onnx = out / f"{name}.int8.onnx"
     qdq = quantize_qdq(float_onnx, calib, int8_onnx)
 
-    q_onnx = run_onnx(int8_onnx, test.images)
+    q_onnx = run_onnx(int8_onnx, test.images, arithmetic="reference")
     f_onnx = run_onnx(float_onnx, test.images)
     q_tflite, _ = run_tflite(path, test.images)
+    fused = run_onnx(int8_onnx, test.images, arithmetic="fused")
     parity = {
         "n": len(test), "split": test.source,
+        "int8_onnx_arithmetic": "reference Q/DQ (onnxruntime ORT_ENABLE_BASIC, one thread): the gate",
         "int8_onnx_vs_int8_tflite_top1_agreement": float((q_onnx.argmax(1) == q_tflite.argmax(1)).mean()),
         "int8_onnx_vs_float_onnx_top1_agreement": float((q_onnx.argmax(1) == f_onnx.argmax(1)).mean()),
         "int8_onnx_acc": float((q_onnx.argmax(1) == test.targets).mean()),
@@ -194,6 +197,12 @@ def build_jetson(path: Path, contract: ModelContract, out: Path, data: str | Pat
         "min_agreement": min_agreement, "max_accuracy_drop": max_drop, "qdq": qdq,
     }
     parity["int8_onnx_accuracy_drop"] = parity["float_onnx_acc"] - parity["int8_onnx_acc"]
+    # information only: what this host's fused integer kernels make of the same file (not what TensorRT runs)
+    parity["host_fused_kernels"] = {
+        "machine": machine_line(),
+        "int8_onnx_vs_float_onnx_top1_agreement": float((fused.argmax(1) == f_onnx.argmax(1)).mean()),
+        "int8_onnx_acc": float((fused.argmax(1) == test.targets).mean()),
+    }
     failures = []
     if parity["int8_onnx_vs_float_onnx_top1_agreement"] < min_agreement:
         failures.append(f"the int8 ONNX agrees with the float ONNX on "

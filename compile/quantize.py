@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from compile.data import FaceSet
+from edge.qdq import QdqArithmetic, session_options
 
 OPSET = 17
 INPUT_NAME = "input"
@@ -141,10 +142,14 @@ def run_tflite(path: str | Path, images: np.ndarray, threads: int = 1, desc: str
     return logits, io
 
 
-def run_onnx(path: str | Path, images: np.ndarray) -> np.ndarray:
+def run_onnx(path: str | Path, images: np.ndarray, arithmetic: QdqArithmetic = "reference") -> np.ndarray:
+    """Logits for raw-pixel images [N,H,W] on onnxruntime's CPU provider, one thread. An int8 QDQ model runs with
+    the reference Q/DQ arithmetic unless ``arithmetic="fused"`` (see :mod:`edge.qdq`): gates judge the model, not
+    this host's integer kernels."""
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options, _ = session_options(ort, path, threads=1, arithmetic=arithmetic)
+    sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     x = images.astype(np.float32)[:, None]
     return np.concatenate([sess.run(None, {INPUT_NAME: x[i:i + 1]})[0] for i in range(len(x))])
 

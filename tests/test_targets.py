@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import stat
 from pathlib import Path
 
@@ -129,10 +130,17 @@ def test_edgetpu_backend_ignores_cpu_models():
 
 
 def test_jetson_qdq_onnx_parity_and_build_script(tmp_path, fer_files):
-    summary = compile_target("jetson", tmp_path, data=str(fer_files["csv"]), calib_count=70, min_agreement=0.9)
+    # The fixture's striped faces are not what the shipped model was trained on, so its int8/float agreement on
+    # them is lower than on FER2013 and one flipped face moves accuracy by 0.7 points: the bounds here test the
+    # mechanism with a margin of several faces, not the model (its PrivateTest figures are in the README).
+    summary = compile_target("jetson", tmp_path, data=str(fer_files["csv"]), calib_count=70, min_agreement=0.9,
+                             max_drop=0.03)
     parity = summary["parity"]
     assert parity["passed"] and parity["int8_onnx_vs_float_onnx_top1_agreement"] >= 0.9
-    assert parity["int8_onnx_accuracy_drop"] <= 0.005
+    assert parity["int8_onnx_accuracy_drop"] <= 0.03
+    assert parity["int8_onnx_arithmetic"].startswith("reference")
+    fused = parity["host_fused_kernels"]  # this host's fused integer kernels: reported, never gated
+    assert "int8 features" in fused["machine"] and 0 <= fused["int8_onnx_vs_float_onnx_top1_agreement"] <= 1
     assert 0 <= parity["int8_onnx_vs_int8_tflite_top1_agreement"] <= 1  # still reported
     int8 = load_contract(tmp_path / "fer-student.int8.onnx")
     assert int8.target == "jetson" and int8.format == "onnx" and int8.input.layout == "NCHW"
@@ -165,3 +173,42 @@ def test_jetson_parity_failure_is_an_error(tmp_path, fer_files, bound, message):
 def test_compile_needs_a_tflite_source(tmp_path):
     with pytest.raises(TargetError, match="starts from a full-int8 .tflite"):
         compile_target("rpi", tmp_path, model=Path(resolve("fer-student")).with_suffix(".onnx"))
+
+
+def test_qdq_model_runs_with_the_reference_arithmetic_unless_asked_otherwise(tmp_path, fer_files, caplog):
+    import onnxruntime as ort
+
+    from edge.backends import BackendUnavailable
+    from edge.qdq import QdqRefused, is_qdq_onnx, session_options
+
+    compile_target("jetson", tmp_path, data=str(fer_files["csv"]), calib_count=70, min_agreement=0.0, max_drop=1.0)
+    int8, flt = tmp_path / "fer-student.int8.onnx", tmp_path / "fer-student.onnx"
+    assert is_qdq_onnx(int8) and not is_qdq_onnx(flt)
+    basic = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options, note = session_options(ort, int8, threads=1)
+    assert options.graph_optimization_level == basic and note.startswith("reference")
+    assert session_options(ort, flt, threads=1)[0].graph_optimization_level != basic  # float models untouched
+    # fused on x86 runs, with a warning that names the file; elsewhere (an arm64 CPU) without one
+    options, note = session_options(ort, int8, threads=1, arithmetic="fused", machine="x86_64")
+    assert options.graph_optimization_level != basic and "host-dependent" in note
+    assert "fer-student.int8.onnx" in caplog.text and "saturate" in caplog.text
+    assert "host-dependent" not in session_options(ort, int8, threads=1, arithmetic="fused", machine="aarch64")[1]
+    # refuse: an error on x86, naming the file; an arm64 host may run it
+    with pytest.raises(QdqRefused, match=r"fer-student\.int8\.onnx: an int8 QDQ model"):
+        session_options(ort, int8, threads=1, arithmetic="refuse", machine="x86_64")
+    session_options(ort, int8, threads=1, arithmetic="refuse", machine="aarch64")
+    # the onnxruntime backend: reference by default (said in describe), refuse on this x86 host as a clear error
+    crops = np.random.default_rng(0).integers(0, 256, (4, 48, 48), dtype=np.uint8)
+    clf = Classifier(int8, backend="onnxruntime")
+    assert "reference Q/DQ" in clf.backend.describe()
+    from compile.quantize import run_onnx
+
+    assert np.allclose(clf.backend.infer(crops), run_onnx(int8, crops.astype(np.float32)), atol=1e-6)
+    from edge import backends
+
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        with pytest.raises(BackendUnavailable, match="saturate"):
+            backends.create("onnxruntime", int8, load_contract(int8), qdq_arithmetic="refuse")
+        with pytest.raises(BackendUnavailable, match="saturate"):
+            backends.create("tensorrt", int8, load_contract(int8), qdq_arithmetic="refuse", use_engine=False)
+    assert "reference Q/DQ" in Classifier(int8, backend="tensorrt").backend.describe()

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from edge.backends import Backend, BackendConfig, BackendUnavailable, dequantize_output, quantize_input
 from edge.contract import ModelContract
+from edge.qdq import QdqArithmetic, QdqRefused, session_options
 
 log = logging.getLogger("edgefer.backends")
 
@@ -30,6 +31,9 @@ class TensorRTConfig(BackendConfig):
     threads: int = Field(1, ge=1, le=64, description="CPU threads (onnxruntime CPU provider)")
     engine: str | None = Field(None, description="engine file; null: NAME.engine beside the ONNX model")
     use_engine: bool = Field(True, description="false: skip the TensorRT engine, use onnxruntime")
+    qdq_arithmetic: QdqArithmetic = Field(
+        "reference", description="onnxruntime fallback with an int8 QDQ model: reference (Q/DQ as reference ops, "
+        "as TensorRT computes), fused (integer kernels: they can saturate on x86), refuse (an error on x86)")
 
 
 def engine_path(model_path: Path, config: TensorRTConfig) -> Path:
@@ -109,8 +113,14 @@ class TensorRTBackend(Backend):
                                      "pip install onnxruntime (or NVIDIA's onnxruntime-gpu for Jetson)") from None
         available = ort.get_available_providers()
         providers = [p for p in GPU_PROVIDERS if p in available] + ["CPUExecutionProvider"]
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = config.threads
+        if providers == ["CPUExecutionProvider"]:
+            try:
+                options, arithmetic = session_options(ort, model_path, config.threads, config.qdq_arithmetic)
+            except QdqRefused as exc:
+                raise BackendUnavailable(str(exc)) from None
+        else:  # the Q/DQ policy is about onnxruntime's CPU kernels; a GPU provider takes the QDQ graph as it is
+            options, arithmetic = ort.SessionOptions(), ""
+            options.intra_op_num_threads = config.threads
         provider_options = [{"trt_engine_cache_enable": "True",
                              "trt_engine_cache_path": str(model_path.parent / "trt-cache")}
                             if p == "TensorrtExecutionProvider" else {} for p in providers]
@@ -119,7 +129,8 @@ class TensorRTBackend(Backend):
         used = self.session.get_providers()[0]
         self._input = self.session.get_inputs()[0].name
         if used == "CPUExecutionProvider":
-            self.how = "onnxruntime CPU provider (no TensorRT engine, no GPU provider: running on the CPU)"
+            self.how = "onnxruntime CPU provider (no TensorRT engine, no GPU provider: running on the CPU" + (
+                f"; {arithmetic})" if arithmetic else ")")
             log.warning("Jetson backend for %s: no TensorRT engine and no GPU provider in this onnxruntime: "
                         "running on the CPU", model_path.name)
         else:
