@@ -156,6 +156,12 @@ PROBE = "uname -m; python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2
         "df -Pk /var/tmp | tail -1"
 
 
+#: Run on the board before anything of the new bundle is unpacked: a board that holds a trusted key checks the
+#: bundle with the edgefer already installed there (its code, its key), so a tampered bundle never runs.
+VERIFY = "{{ [ ! -f /etc/edgefer/trusted.pub ] || " \
+         "/opt/edgefer/venv/bin/edgefer verify --key /etc/edgefer/trusted.pub {bundle}; }}"
+
+
 def probe(runner: Runner) -> dict[str, Any]:
     proc = runner.run(PROBE)
     if proc.returncode != 0:
@@ -203,9 +209,12 @@ def deploy(runner: Runner, board: str = "rpi", bundle: str | Path | None = None,
         if copied.returncode:
             raise DeployError(f"copy to {runner.host} failed: {copied.stderr.strip()[-300:]}")
         top = f"edgefer-{manifest['board']}"
-        install = (f"cd /var/tmp && rm -rf {top} && tar -xzf {shlex.quote(path.name)} && sudo -n sh {top}/install.sh"
-                   f" && rm -rf {top} {shlex.quote(path.name)}")
+        install = (f"cd /var/tmp && {VERIFY.format(bundle=shlex.quote(path.name))} && rm -rf {top} && tar -xzf "
+                   f"{shlex.quote(path.name)} && sudo -n sh {top}/install.sh && rm -rf {top} {shlex.quote(path.name)}")
         proc = runner.run(install)
+        refused = [ln for ln in proc.stderr.splitlines() if ln.startswith("edgefer verify:")]
+        if proc.returncode and refused:
+            raise DeployError(f"{runner.host} refused the bundle: {refused[-1].removeprefix('edgefer verify: ')}")
         if proc.returncode:
             raise DeployError(f"install on {runner.host} failed (exit {proc.returncode}; passwordless sudo needed):\n"
                               f"{(proc.stdout + proc.stderr)[-1500:]}")
