@@ -53,8 +53,9 @@ class Classifier:
         from edge.signing import TrustPolicy
 
         self.path = resolve(name_or_path)
-        self.contract: ModelContract = load_contract(self.path)
+        # The signature first: the sidecar is only read once it is known to be the one that was signed.
         (trust or TrustPolicy.from_config()).check_model(self.path)
+        self.contract: ModelContract = load_contract(self.path)
         options = {"threads": threads or self.contract.threads or 1}
         self.backend = backends.for_model(self.path, self.contract, prefer=backend, **options)
 

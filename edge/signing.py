@@ -91,12 +91,12 @@ def load_private_key(path: str | Path) -> Ed25519PrivateKey:
     path = Path(path)
     if not path.is_file():
         raise SignatureError(f"{path}: private key not found (make one with: edgefer keygen --out DIR)")
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise SignatureError(f"{path}: private key readable by others (mode {mode:04o}); chmod 600 {path}")
     data = path.read_bytes()
     if b"PUBLIC KEY" in data:
         raise SignatureError(f"{path}: a public key; signing needs the private key (NAME.key from edgefer keygen)")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:  # as ssh does: a key others can read may already be leaked
+        raise SignatureError(f"{path}: private key readable by others (mode {mode:04o}); chmod 600 {path}")
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
