@@ -287,14 +287,15 @@ class TrustPolicy:
         if self.public_key is None:
             return "unchecked"
         model_path = Path(model_path)
-        if self.allow_unsigned and not signature_path(model_path).exists():
+        unsigned = not signature_path(model_path).exists()
+        if unsigned and self.allow_unsigned:
             log.warning("%s: no signature; loaded only because security.allow_unsigned is on (development only)",
                         model_path)
             return "unsigned"
         try:
             verify_model(model_path, self.public_key)
-        except SignatureError as exc:
-            hint = "" if self.allow_unsigned else " (for development only: security.allow_unsigned: true)"
+        except SignatureError as exc:  # the switch is named only where it would help: never for a bad signature
+            hint = " (for development only: security.allow_unsigned: true)" if unsigned else ""
             raise SignatureError(f"{exc}; trusted key {self.key_path}{hint}") from None
         self.verified.append(model_path.name)
         return "verified"

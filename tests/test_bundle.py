@@ -274,6 +274,7 @@ def test_a_repacked_bundle_is_refused_without_its_detached_signature(signed_bund
         (dict(add={"edgefer-rpi/systemd/evil.service": b"[Service]\n"}), r"evil.service: not in the signed SHA256SUMS"),
         (dict(drop=("edgefer-rpi/models/yawn.tflite.sig",)), r"yawn.tflite.sig: listed in the signed SHA256SUMS"),
         (dict(link="edgefer-rpi/config/link"), r"link.* is a link or device"),
+        (dict(add={"edgefer-rpi/../etc/cron.d/evil": b"* * * * * root sh\n"}), r"escapes the bundle folder"),
         (dict(drop=("edgefer-rpi/SHA256SUMS.sig",)), r"unsigned bundle \(no SHA256SUMS.sig\)"),
         (dict(change=lambda n, d: d + b"0" * 64 + b"  extra\n" if n.endswith("/SHA256SUMS") else d),
          r"SHA256SUMS: changed after it was signed .* tampered or corrupt file list"),

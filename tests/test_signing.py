@@ -244,3 +244,11 @@ def test_signing_modules_stay_on_the_device_floor():
             "bad = [m for m in sys.modules if m == 'compile' or m.startswith(('compile.', 'tools', 'torch'))];"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_development_switch_is_suggested_only_for_unsigned_models(signed_models, keys):
+    trust = TrustPolicy.from_config(keys["public"])
+    _flip(signed_models / "yawn.tflite", 100)
+    with pytest.raises(SignatureError) as refused:
+        Classifier(signed_models / "yawn.tflite", trust=trust)
+    assert "allow_unsigned" not in str(refused.value) and f"trusted key {keys['public']}" in str(refused.value)
