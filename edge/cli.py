@@ -246,7 +246,8 @@ def _cmd_flash(args: argparse.Namespace) -> int:
     from compile.deploy import DeployError, flash
 
     try:
-        result = flash(args.bootfs, bundle=args.bundle, boot_path=args.boot_path, wheelhouse=args.wheelhouse)
+        result = flash(args.bootfs, bundle=args.bundle, boot_path=args.boot_path, wheelhouse=args.wheelhouse,
+                       sign_key=args.sign)
     except (BundleError, DeployError) as exc:
         raise SystemExit(f"edgefer flash: {exc}") from None
     print(json.dumps(result, indent=1))
@@ -260,7 +261,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     runner = SshRunner(args.host, port=args.port, identity=args.identity)
     try:
         result = deploy(runner, board=args.board, bundle=args.bundle, wheelhouse=args.wheelhouse,
-                        dry_run=args.dry_run)
+                        dry_run=args.dry_run, sign_key=args.sign)
     except (BundleError, DeployError) as exc:
         raise SystemExit(f"edgefer deploy: {exc}") from None
     print(json.dumps(result, indent=1))
@@ -475,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wheelhouse", help="when building the bundle: as for 'edgefer bundle'")
     p.add_argument("--boot-path", dest="boot_path", default="/boot/firmware",
                    help="where the Pi mounts this partition (bookworm: /boot/firmware)")
+    p.add_argument("--sign", metavar="KEY", help="when building the bundle: sign it (as 'edgefer bundle --sign')")
     p.set_defaults(func=_cmd_flash)
 
     p = sub.add_parser("deploy", help="copy a bundle to a board over ssh and install it there")
@@ -485,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--identity", help="ssh private key file")
     p.add_argument("--dry-run", dest="dry_run", action="store_true", help="probe the board only")
+    p.add_argument("--sign", metavar="KEY", help="when building the bundle: sign it (as 'edgefer bundle --sign')")
     p.set_defaults(func=_cmd_deploy)
 
     p = sub.add_parser("bench-models", help="model-only latency per model at 1..N threads (no camera, no detector)")

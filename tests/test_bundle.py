@@ -311,6 +311,8 @@ def test_deploy_has_the_board_verify_the_bundle_before_unpacking(signed_bundle):
 
     with pytest.raises(DeployError, match="pi@car refused the bundle: edgefer-rpi.tar.gz: unsigned bundle"):
         deploy(RefusingBoard(), bundle=signed_bundle)
+    with pytest.raises(DeployError, match="--sign signs a bundle built now"):
+        deploy(FakeRunner(), bundle=signed_bundle, sign_key="fleet.key")
 
 
 def test_install_sh_takes_only_bundles_signed_by_the_device_key(signed_bundle, fleet_keys, tmp_path):
