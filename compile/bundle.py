@@ -311,7 +311,7 @@ built {built} by edgefer {version}
   sudo sh install.sh            # offline: venv in /opt/edgefer, models, /etc/edgefer/config.yaml, systemd unit
   sudo sh install.sh --coral    # also the Coral USB Accelerator udev rule (rpi)
   journalctl -u edgefer -f      # the monitor's log
-  /opt/edgefer/venv/bin/edgefer run --source demo --max-frames 100   # no camera needed
+  /opt/edgefer/venv/bin/edgefer run --config /etc/edgefer/config.yaml --source demo --max-frames 100   # no camera
 
 Contents: wheelhouse/ (Python {python} aarch64 wheels + the edgefer wheel), models/ (target {target}, each with
 its .json contract), config/, systemd/, SHA256SUMS, MANIFEST.json. Signed (edgefer bundle --sign): also

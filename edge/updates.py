@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 SUMS = "SHA256SUMS"
+#: SHA256SUMS and its signature are read into memory; anything bigger is not one of ours.
+SMALL_FILE_LIMIT = 1 << 20
 SUMS_SIG = "SHA256SUMS.sig"
 #: Files of the bundle that SHA256SUMS cannot list: itself and its signature.
 UNLISTED = (SUMS, SUMS_SIG)
@@ -96,12 +98,19 @@ def verify_archive(archive: Path, public_key: Ed25519PublicKey) -> dict[str, Any
                     continue
                 if not name or name in files:
                     raise SignatureError(f"{archive}: member {member.name!r} appears twice or outside the top folder")
-                data = tar.extractfile(member).read()  # type: ignore[union-attr]
-                files[name] = hashlib.sha256(data).hexdigest()
+                stream = tar.extractfile(member)
+                digest, kept = hashlib.sha256(), b""
+                while block := stream.read(1 << 20):  # type: ignore[union-attr]
+                    digest.update(block)
+                    if name in UNLISTED and len(kept) <= SMALL_FILE_LIMIT:
+                        kept += block
+                files[name] = digest.hexdigest()
+                if name in UNLISTED and len(kept) > SMALL_FILE_LIMIT:
+                    raise SignatureError(f"{archive}: {name} is {member.size} bytes: not an edgefer {name}")
                 if name == SUMS:
-                    sums_bytes = data
+                    sums_bytes = kept
                 elif name == SUMS_SIG:
-                    sig_bytes = data
+                    sig_bytes = kept
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise SignatureError(f"{archive}: not a readable bundle ({exc}): corrupt or tampered") from None
     if len(tops) != 1:
