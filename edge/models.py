@@ -54,7 +54,7 @@ class Classifier:
 
         self.path = resolve(name_or_path)
         # The signature first: the sidecar is only read once it is known to be the one that was signed.
-        (trust or TrustPolicy.from_config()).check_model(self.path)
+        (trust if trust is not None else TrustPolicy.from_config()).check_model(self.path)
         self.contract: ModelContract = load_contract(self.path)
         options = {"threads": threads or self.contract.threads or 1}
         self.backend = backends.for_model(self.path, self.contract, prefer=backend, **options)
