@@ -5,6 +5,11 @@ archive holds a wheelhouse for the board's Python and CPU (aarch64 manylinux whe
 pip's --platform/--python-version, or supplied with --wheelhouse), the project's own wheel, the models compiled
 for the board's target with their sidecars, the config, the systemd unit(s), a SHA256SUMS file and an install
 script that only ever runs ``pip install --no-index``.
+
+Signed (``--sign KEY``, an ed25519 key from ``edgefer keygen``): every model gets ``NAME.tflite.sig`` over its
+bytes and its sidecar's, the public key goes in as ``trusted.pub`` (install.sh puts it in /etc/edgefer on the
+first install, and from then on the device takes only models and bundles that key signed), ``SHA256SUMS.sig``
+signs the list of every file's sha256, and ``BUNDLE.tar.gz.sig`` beside the archive signs the archive's bytes.
 """
 
 from __future__ import annotations
@@ -159,6 +164,28 @@ def check_wheelhouse(board: Board, requirements: list[str], wheelhouse: Path, st
     return missing
 
 
+#: The shipped models a board bundle compiles when no --models folder is given.
+SHIPPED_MODELS = ("fer-student", "eye-state", "yawn")
+
+
+def sign_models(folder: Path, private_key) -> list[str]:
+    """``NAME.sig`` beside every model in ``folder`` that has a sidecar; the signed model files' names."""
+    from edge.signing import sign_model
+
+    signed = []
+    for sidecar in sorted(folder.glob("*.json")):
+        try:
+            raw = json.loads(sidecar.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(raw, dict) and "sha256" in raw and isinstance(raw.get("file"), str):
+            sign_model(folder / raw["file"], private_key)
+            signed.append(raw["file"])
+    if not signed:
+        raise BundleError(f"{folder}: no model with a sidecar to sign")
+    return signed
+
+
 def board_models(board: Board, models: Path | None, work: Path) -> Path:
     """The models compiled for the board's target: ``models`` (a compile --out folder) or compiled here."""
     from compile.targets import compile_target
@@ -170,7 +197,13 @@ def board_models(board: Board, models: Path | None, work: Path) -> Path:
             raise BundleError(f"{models}: not a folder (give the --out folder of edgefer compile)")
         shutil.copytree(models, out)
     elif board.target in ("rpi", "cpu", "coral"):
-        compile_target(board.target, out)
+        # Every shipped task model, so the board config can name them all under /opt/edgefer/models, where the
+        # bundle's signatures lie beside them (the wheel's own copies are not signed).
+        from edge.models import models_dir
+
+        for name in SHIPPED_MODELS if board.target in ("rpi", "cpu") else SHIPPED_MODELS[:1]:
+            if (models_dir() / f"{name}.tflite").is_file():
+                compile_target(board.target, out, model=name)
     else:
         raise BundleError(f"the {board.name} bundle needs models compiled for target {board.target} (calibration "
                           f"data is needed): edgefer compile --target {board.target} --data fer2013.csv.gz --out "
@@ -210,6 +243,18 @@ PY=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 python3 -c 'import venv, ensurepip' 2>/dev/null || die "python3-venv is missing (apt install python3-venv)"
 cd "$HERE"
 sha256sum -c --quiet SHA256SUMS || die "bundle corrupt: SHA256SUMS does not match (copy it again)"
+# A device that holds a trusted key takes only bundles that key signed. The check that a tampered bundle cannot
+# skip runs before this script, with the installed edgefer (edgefer deploy does it); this one catches mistakes.
+KEY=/etc/edgefer/trusted.pub
+if [ -f "$KEY" ]; then
+    [ -f SHA256SUMS.sig ] && [ -f trusted.pub ] || \
+        die "unsigned bundle: this device only installs bundles signed by its key $KEY (edgefer bundle --sign KEY)"
+    cmp -s trusted.pub "$KEY" || \
+        die "this bundle is signed by another key than the device's $KEY (a new key means a new install)"
+    if [ -x "$PREFIX/venv/bin/edgefer" ]; then
+        "$PREFIX/venv/bin/edgefer" verify --key "$KEY" "$HERE" || die "bundle signature check failed (see above)"
+    fi
+fi
 
 for g in {groups}; do getent group "$g" >/dev/null || groupadd --system "$g"; done
 if ! id edgefer >/dev/null 2>&1; then
@@ -229,6 +274,10 @@ rm -rf "$PREFIX/models.new" && cp -r "$HERE/models" "$PREFIX/models.new"
 rm -rf "$PREFIX/models" && mv "$PREFIX/models.new" "$PREFIX/models"
 cp "$HERE/README.txt" "$HERE/MANIFEST.json" "$PREFIX/"
 mkdir -p /etc/edgefer
+if [ -f trusted.pub ] && [ ! -f "$KEY" ]; then
+    install -m 0644 trusted.pub "$KEY"
+    say "trusted key installed as $KEY: from now on models and updates must be signed by it"
+fi
 if [ -f /etc/edgefer/config.yaml ] && ! cmp -s /etc/edgefer/config.yaml "$HERE/config/config.yaml"; then
     cp "$HERE/config/config.yaml" /etc/edgefer/config.yaml.new
     say "kept your /etc/edgefer/config.yaml; the bundle's is /etc/edgefer/config.yaml.new"
@@ -262,10 +311,11 @@ built {built} by edgefer {version}
   sudo sh install.sh            # offline: venv in /opt/edgefer, models, /etc/edgefer/config.yaml, systemd unit
   sudo sh install.sh --coral    # also the Coral USB Accelerator udev rule (rpi)
   journalctl -u edgefer -f      # the monitor's log
-  /opt/edgefer/venv/bin/edgefer run --source demo --max-frames 100   # no camera needed
+  /opt/edgefer/venv/bin/edgefer run --config /etc/edgefer/config.yaml --source demo --max-frames 100   # no camera
 
 Contents: wheelhouse/ (Python {python} aarch64 wheels + the edgefer wheel), models/ (target {target}, each with
-its .json contract), config/, systemd/, SHA256SUMS, MANIFEST.json.
+its .json contract), config/, systemd/, SHA256SUMS, MANIFEST.json. Signed (edgefer bundle --sign): also
+trusted.pub, SHA256SUMS.sig and models/*.sig; check with: edgefer verify --key trusted.pub THIS-FOLDER-OR-ARCHIVE
 """
 
 
@@ -278,11 +328,14 @@ def _sha256(path: Path) -> str:
 
 
 def build_bundle(board_name: str, out: str | Path, wheelhouse: str | Path | None = None, offline: bool = False,
-                 models: str | Path | None = None, project_wheel: str | Path | None = None) -> dict[str, Any]:
+                 models: str | Path | None = None, project_wheel: str | Path | None = None,
+                 sign_key: str | Path | None = None) -> dict[str, Any]:
     """Assemble the archive (``.tar.gz``). ``wheelhouse``: wheels to use (missing ones are downloaded into it
     unless ``offline``); ``models``: an ``edgefer compile --out`` folder; ``project_wheel``: a prebuilt edgefer
-    wheel (default: built from this checkout)."""
+    wheel (default: built from this checkout); ``sign_key``: an ed25519 private key (``edgefer keygen``)."""
     from importlib.metadata import version
+
+    from edge.signing import SignatureError, key_id, load_private_key, public_pem, sign_file, signature_path
 
     board = get_board(board_name)
     out = Path(out)
@@ -291,6 +344,10 @@ def build_bundle(board_name: str, out: str | Path, wheelhouse: str | Path | None
     missing_files = [src for src in board.files.values() if not (BOARD_DIR / src).is_file()]
     if missing_files:
         raise BundleError(f"board files missing under {BOARD_DIR}: {', '.join(missing_files)} (bundle from a checkout)")
+    try:  # before minutes of work: a wrong or unreadable key fails now
+        private_key = load_private_key(sign_key) if sign_key is not None else None
+    except SignatureError as exc:
+        raise BundleError(f"--sign: {exc}") from None
     with tempfile.TemporaryDirectory(prefix="edgefer-bundle-") as tmp:
         top = Path(tmp) / f"edgefer-{board.name}"
         wh = top / "wheelhouse"
@@ -307,6 +364,11 @@ def build_bundle(board_name: str, out: str | Path, wheelhouse: str | Path | None
                 shutil.copyfile(w, wh / w.name)
         shutil.copyfile(wheel, wh / wheel.name)
         board_models(board, Path(models) if models else None, top)
+        signed_by = None
+        if private_key is not None:
+            sign_models(top / "models", private_key)
+            (top / "trusted.pub").write_bytes(public_pem(private_key.public_key()))
+            signed_by = key_id(private_key.public_key())
         for dest, src in board.files.items():
             (top / dest).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(BOARD_DIR / src, top / dest)
@@ -329,15 +391,23 @@ def build_bundle(board_name: str, out: str | Path, wheelhouse: str | Path | None
         manifest = {"board": board.name, "description": board.description, "target": board.target,
                     "python": board.python, "platforms": list(board.platforms), "requirements": requirements,
                     "wheels": sorted(p.name for p in wh.glob("*.whl")), "built": built,
-                    "models": sorted(p.name for p in (top / "models").iterdir())}
+                    "models": sorted(p.name for p in (top / "models").iterdir()), "signed_by": signed_by}
         (top / "MANIFEST.json").write_text(json.dumps(manifest, indent=1) + "\n")
         files = sorted(p for p in top.rglob("*") if p.is_file())
         sums = "".join(f"{_sha256(p)}  {p.relative_to(top)}\n" for p in files)
         (top / "SHA256SUMS").write_text(sums)
+        if private_key is not None:
+            sign_file(top / "SHA256SUMS", private_key)
         out.parent.mkdir(parents=True, exist_ok=True)
         with tarfile.open(out, "w:gz", compresslevel=6) as tar:
             tar.add(top, arcname=top.name)
-    return {"bundle": str(out), "bytes": out.stat().st_size, **manifest}
+    detached = signature_path(out)
+    if private_key is not None:
+        sign_file(out, private_key)
+    elif detached.exists():  # a stale signature of an earlier archive would only mislead
+        detached.unlink()
+    return {"bundle": str(out), "bytes": out.stat().st_size, **manifest,
+            "signature": str(detached) if private_key is not None else None}
 
 
 def read_manifest(bundle: str | Path) -> dict[str, Any]:

@@ -30,14 +30,18 @@ class DeployError(RuntimeError):
     """The destination is not what the bundle is for, or the copy/install failed."""
 
 
-def _bundle_for(board: str, bundle: str | Path | None, wheelhouse: str | Path | None, work: Path) -> Path:
+def _bundle_for(board: str, bundle: str | Path | None, wheelhouse: str | Path | None, work: Path,
+                sign_key: str | Path | None = None) -> Path:
     if bundle is not None:
+        if sign_key is not None:
+            raise DeployError("--sign signs a bundle built now; a given --bundle was signed (or not) when it was "
+                              "built: edgefer bundle --sign KEY")
         path = Path(bundle)
         if not path.is_file():
             raise DeployError(f"{path}: bundle not found")
         return path
     out = work / f"edgefer-{board}.tar.gz"
-    build_bundle(board, out, wheelhouse=wheelhouse)
+    build_bundle(board, out, wheelhouse=wheelhouse, sign_key=sign_key)
     return out
 
 
@@ -90,12 +94,12 @@ def check_bootfs(bootfs: Path, need_bytes: int) -> dict[str, Any]:
 
 
 def flash(bootfs: str | Path, bundle: str | Path | None = None, boot_path: str = "/boot/firmware",
-          wheelhouse: str | Path | None = None) -> dict[str, Any]:
+          wheelhouse: str | Path | None = None, sign_key: str | Path | None = None) -> dict[str, Any]:
     bootfs = Path(bootfs)
     if not bootfs.is_dir():
         raise DeployError(f"{bootfs}: not a folder; give the mounted boot partition of the SD card")
     with tempfile.TemporaryDirectory(prefix="edgefer-flash-") as tmp:
-        path = _bundle_for("rpi", bundle, wheelhouse, Path(tmp))
+        path = _bundle_for("rpi", bundle, wheelhouse, Path(tmp), sign_key)
         manifest = read_manifest(path)
         if manifest.get("board") != "rpi":
             raise DeployError(f"{path}: a bundle for {manifest.get('board')!r}; flash writes Raspberry Pi SD cards "
@@ -156,6 +160,12 @@ PROBE = "uname -m; python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2
         "df -Pk /var/tmp | tail -1"
 
 
+#: Run on the board before anything of the new bundle is unpacked: a board that holds a trusted key checks the
+#: bundle with the edgefer already installed there (its code, its key), so a tampered bundle never runs.
+VERIFY = "{{ [ ! -f /etc/edgefer/trusted.pub ] || " \
+         "/opt/edgefer/venv/bin/edgefer verify --key /etc/edgefer/trusted.pub {bundle}; }}"
+
+
 def probe(runner: Runner) -> dict[str, Any]:
     proc = runner.run(PROBE)
     if proc.returncode != 0:
@@ -180,13 +190,14 @@ def check_board(facts: dict[str, Any], manifest: dict[str, Any], need_bytes: int
 
 
 def deploy(runner: Runner, board: str = "rpi", bundle: str | Path | None = None,
-           wheelhouse: str | Path | None = None, dry_run: bool = False) -> dict[str, Any]:
+           wheelhouse: str | Path | None = None, dry_run: bool = False,
+           sign_key: str | Path | None = None) -> dict[str, Any]:
     get_board(board)
     facts = probe(runner)
     with tempfile.TemporaryDirectory(prefix="edgefer-deploy-") as tmp:
         if bundle is None and facts["arch"] != "aarch64":  # refuse before spending minutes on a bundle
             raise DeployError(f"{runner.host} is {facts['arch']}, the {board} bundle is for aarch64 (64-bit OS) only")
-        path = _bundle_for(board, bundle, wheelhouse, Path(tmp))
+        path = _bundle_for(board, bundle, wheelhouse, Path(tmp), sign_key)
         try:
             manifest = read_manifest(path)
         except BundleError as exc:
@@ -203,9 +214,12 @@ def deploy(runner: Runner, board: str = "rpi", bundle: str | Path | None = None,
         if copied.returncode:
             raise DeployError(f"copy to {runner.host} failed: {copied.stderr.strip()[-300:]}")
         top = f"edgefer-{manifest['board']}"
-        install = (f"cd /var/tmp && rm -rf {top} && tar -xzf {shlex.quote(path.name)} && sudo -n sh {top}/install.sh"
-                   f" && rm -rf {top} {shlex.quote(path.name)}")
+        install = (f"cd /var/tmp && {VERIFY.format(bundle=shlex.quote(path.name))} && rm -rf {top} && tar -xzf "
+                   f"{shlex.quote(path.name)} && sudo -n sh {top}/install.sh && rm -rf {top} {shlex.quote(path.name)}")
         proc = runner.run(install)
+        refused = [ln for ln in proc.stderr.splitlines() if ln.startswith("edgefer verify:")]
+        if proc.returncode and refused:
+            raise DeployError(f"{runner.host} refused the bundle: {refused[-1].removeprefix('edgefer verify: ')}")
         if proc.returncode:
             raise DeployError(f"install on {runner.host} failed (exit {proc.returncode}; passwordless sudo needed):\n"
                               f"{(proc.stdout + proc.stderr)[-1500:]}")

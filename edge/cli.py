@@ -191,11 +191,53 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
 
     try:
         result = build_bundle(args.board, args.out, wheelhouse=args.wheelhouse, offline=args.offline,
-                              models=args.models, project_wheel=args.project_wheel)
+                              models=args.models, project_wheel=args.project_wheel, sign_key=args.sign)
     except BundleError as exc:
         raise SystemExit(f"edgefer bundle: {exc}") from None
     print(f"{result['bundle']}: {result['bytes'] / 1e6:.1f} MB, {len(result['wheels'])} wheels, models "
           f"{', '.join(result['models'])} (board {result['board']}, Python {result['python']})")
+    if result["signed_by"]:
+        print(f"signed by key {result['signed_by']}: {result['signature']} (the device keeps trusted.pub)")
+    return 0
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from edge.signing import generate_keypair
+
+    result = generate_keypair(args.out, args.name)
+    print(f"key {result['key_id']}: private {result['private']} (mode 0600: keep it on the build machine, never on a "
+          f"device, never in git), public {result['public']} (goes to the devices)")
+    return 0
+
+
+def _cmd_sign(args: argparse.Namespace) -> int:
+    from edge.contract import sidecar_path
+    from edge.signing import load_private_key, sign_file, sign_model
+
+    key = load_private_key(args.key)
+    for item in args.paths:
+        path = Path(item)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+        is_model = path.suffix in (".tflite", ".onnx") and sidecar_path(path).is_file()
+        print(sign_model(path, key) if is_model else sign_file(path, key))
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from edge.signing import load_public_key, verify_file, verify_model
+    from edge.updates import verify_bundle
+
+    key = load_public_key(args.key)
+    for item in args.paths:
+        path = Path(item)
+        if path.is_dir() or path.name.endswith((".tar.gz", ".tgz")):
+            result = verify_bundle(path, key)
+            print(f"{path}: bundle OK, {result['files']} files signed by key {result['key_id']}")
+        elif path.suffix in (".tflite", ".onnx"):
+            print(f"{path}: model and sidecar OK, signed by key {verify_model(path, key)}")
+        else:
+            print(f"{path}: OK, signed by key {verify_file(path, key)}")
     return 0
 
 
@@ -204,7 +246,8 @@ def _cmd_flash(args: argparse.Namespace) -> int:
     from compile.deploy import DeployError, flash
 
     try:
-        result = flash(args.bootfs, bundle=args.bundle, boot_path=args.boot_path, wheelhouse=args.wheelhouse)
+        result = flash(args.bootfs, bundle=args.bundle, boot_path=args.boot_path, wheelhouse=args.wheelhouse,
+                       sign_key=args.sign)
     except (BundleError, DeployError) as exc:
         raise SystemExit(f"edgefer flash: {exc}") from None
     print(json.dumps(result, indent=1))
@@ -218,7 +261,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     runner = SshRunner(args.host, port=args.port, identity=args.identity)
     try:
         result = deploy(runner, board=args.board, bundle=args.bundle, wheelhouse=args.wheelhouse,
-                        dry_run=args.dry_run)
+                        dry_run=args.dry_run, sign_key=args.sign)
     except (BundleError, DeployError) as exc:
         raise SystemExit(f"edgefer deploy: {exc}") from None
     print(json.dumps(result, indent=1))
@@ -407,7 +450,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="never download: the wheelhouse must hold every wheel")
     p.add_argument("--models", help="an 'edgefer compile --out' folder (default rpi: compiled now; jetson: required)")
     p.add_argument("--project-wheel", dest="project_wheel", help="a prebuilt edgefer wheel (default: built here)")
+    p.add_argument("--sign", metavar="KEY", help="sign the models and the bundle with this ed25519 private key "
+                                                 "(edgefer keygen); the device then trusts only that key")
     p.set_defaults(func=_cmd_bundle)
+
+    p = sub.add_parser("keygen", help="make an ed25519 key pair for signing models and bundles")
+    p.add_argument("--out", required=True, help="folder for NAME.key (private, 0600) and NAME.pub; never overwritten")
+    p.add_argument("--name", default="edgefer", help="file name stem (default: edgefer)")
+    p.set_defaults(func=_cmd_keygen)
+
+    p = sub.add_parser("sign", help="sign models (with their sidecars) or any file: writes FILE.sig beside it")
+    p.add_argument("paths", nargs="+", help=".tflite/.onnx models with their .json sidecar, or other files")
+    p.add_argument("--key", required=True, help="the ed25519 private key (edgefer keygen)")
+    p.set_defaults(func=_cmd_sign)
+
+    p = sub.add_parser("verify", help="check models, bundles (archive or unpacked folder) or files against a key")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--key", default="/etc/edgefer/trusted.pub", help="the public key (default: the device's)")
+    p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("flash", help="put the rpi bundle and a first-boot installer on a fresh SD card's boot "
                                      "partition")
@@ -416,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wheelhouse", help="when building the bundle: as for 'edgefer bundle'")
     p.add_argument("--boot-path", dest="boot_path", default="/boot/firmware",
                    help="where the Pi mounts this partition (bookworm: /boot/firmware)")
+    p.add_argument("--sign", metavar="KEY", help="when building the bundle: sign it (as 'edgefer bundle --sign')")
     p.set_defaults(func=_cmd_flash)
 
     p = sub.add_parser("deploy", help="copy a bundle to a board over ssh and install it there")
@@ -426,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--identity", help="ssh private key file")
     p.add_argument("--dry-run", dest="dry_run", action="store_true", help="probe the board only")
+    p.add_argument("--sign", metavar="KEY", help="when building the bundle: sign it (as 'edgefer bundle --sign')")
     p.set_defaults(func=_cmd_deploy)
 
     p = sub.add_parser("bench-models", help="model-only latency per model at 1..N threads (no camera, no detector)")

@@ -68,6 +68,17 @@ class FaultConfig(BaseModel):
     bad_frame_report_every: int = Field(100, ge=1, le=100000, description="a fault event per this many bad frames")
 
 
+class SecurityConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    trusted_key: str | None = Field(None, description="ed25519 public key (PEM) every model must be signed by; "
+                                                      "null: /etc/edgefer/trusted.pub if present (a device installed "
+                                                      "from a signed bundle), else no signature checks (a checkout)")
+    allow_unsigned: bool = Field(False, description="DEVELOPMENT ONLY: with a trusted key, still load models that "
+                                                    "have no signature (a warning each); a bad signature is always "
+                                                    "refused")
+
+
 def default_rules() -> list[RuleConfig]:
     """Defaults referenced in the README; each can be replaced in the YAML file's ``rules`` list."""
     return drowsiness_rules() + [
@@ -100,6 +111,8 @@ class MonitorConfig(BaseModel):
                                         description="where events go; all local")
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="nothing leaves the car")
     faults: FaultConfig = Field(default_factory=FaultConfig, description="lost cameras and bad frames")
+    security: SecurityConfig = Field(default_factory=SecurityConfig, description="which models may be loaded "
+                                                                                 "(signatures)")
 
 
 def _describe_errors(exc: ValidationError, where: str) -> str:
@@ -180,7 +193,8 @@ def dump_defaults() -> str:
     kinds = {"source": (sources.__name__, sources.Source), "detector": (detectors.__name__, detectors.FaceDetector),
              "outputs": (outputs.__name__, outputs.Output)}
     nested = {"tracking": TrackingConfig, "models": ModelsConfig, "smoothing": SmoothingConfig,
-              "drowsiness": DrowsinessConfig, "privacy": PrivacyConfig, "faults": FaultConfig, "rules": RuleConfig}
+              "drowsiness": DrowsinessConfig, "privacy": PrivacyConfig, "faults": FaultConfig, "rules": RuleConfig,
+              "security": SecurityConfig}
     out = ["# edgefer monitor config: every key is optional; unknown keys are an error.",
            "# Check a file with: edgefer config --check FILE", ""]
     for key, value in data.items():

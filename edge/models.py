@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge import backends
 from edge.contract import ContractError, ModelContract, load_contract
+
+if TYPE_CHECKING:
+    from edge.signing import TrustPolicy
 
 DEFAULT_EXPRESSION_MODEL = "fer-student"
 
@@ -42,8 +46,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class Classifier:
     """A model plus its contract: crops in, label probabilities out."""
 
-    def __init__(self, name_or_path: str | Path, backend: str | None = None, threads: int | None = None) -> None:
+    def __init__(self, name_or_path: str | Path, backend: str | None = None, threads: int | None = None,
+                 trust: TrustPolicy | None = None) -> None:
+        """``trust``: which signatures the model needs (default: the device's key at /etc/edgefer/trusted.pub if
+        there is one, else none)."""
+        from edge.signing import TrustPolicy
+
         self.path = resolve(name_or_path)
+        # The signature first: the sidecar is only read once it is known to be the one that was signed.
+        (trust if trust is not None else TrustPolicy.from_config()).check_model(self.path)
         self.contract: ModelContract = load_contract(self.path)
         options = {"threads": threads or self.contract.threads or 1}
         self.backend = backends.for_model(self.path, self.contract, prefer=backend, **options)

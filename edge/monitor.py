@@ -26,6 +26,7 @@ from edge.detectors import Detection
 from edge.drowsiness import Observation
 from edge.events import Event
 from edge.models import Classifier, models_dir
+from edge.signing import TrustPolicy
 from edge.sources import Frame, SourceLost
 from edge.temporal import DriverState, observe, seconds_without_face
 from edge.tracking import DriverTrack, rank_faces, roi_for, update
@@ -69,7 +70,8 @@ class FrameResult:
     events: list[Event] = field(default_factory=list)
 
 
-def optional_model(name: str | None, threads: int, backend: str | None, what: str) -> Classifier | None:
+def optional_model(name: str | None, threads: int, backend: str | None, what: str,
+                   trust: TrustPolicy | None = None) -> Classifier | None:
     """A model the config names; a shipped name that is not shipped (yet) is skipped with a note, an explicit
     path that is missing or broken is an error."""
     if name is None:
@@ -78,7 +80,7 @@ def optional_model(name: str | None, threads: int, backend: str | None, what: st
     if not explicit and not (models_dir() / f"{name}.tflite").is_file():
         log.warning("no %s model %r is shipped; its signals stay empty", what, name)
         return None
-    return Classifier(name, backend=backend, threads=threads)
+    return Classifier(name, backend=backend, threads=threads, trust=trust)
 
 
 def valid_frame(frame: Frame) -> bool:
@@ -99,9 +101,10 @@ class Monitor:
             log.warning("face detector %s unavailable (%s); using OpenCV's Haar cascade", cfg.detector.type, exc)
             self.detector = detectors.create({"type": "haar"})
         m = cfg.models
-        self.expression = optional_model(m.expression, m.threads, m.backend, "expression")
-        self.eye_state = optional_model(m.eye_state, m.threads, m.backend, "eye-state")
-        self.yawn = optional_model(m.yawn, m.threads, m.backend, "yawn")
+        self.trust = TrustPolicy.from_config(cfg.security.trusted_key, cfg.security.allow_unsigned)
+        self.expression = optional_model(m.expression, m.threads, m.backend, "expression", self.trust)
+        self.eye_state = optional_model(m.eye_state, m.threads, m.backend, "eye-state", self.trust)
+        self.yawn = optional_model(m.yawn, m.threads, m.backend, "yawn", self.trust)
         self._check_rules()
         self.track: DriverTrack | None = None
         self.driver = DriverState()
@@ -276,6 +279,8 @@ class Monitor:
         lines = [f"detector: {self.detector.type_key} every {self.cfg.tracking.detect_every} frame(s)"]
         for what, model in (("expression", self.expression), ("eye state", self.eye_state), ("yawn", self.yawn)):
             lines.append(f"{what}: {model.backend.describe() if model else 'off'}")
+        if self.trust.enforced:  # a checkout without a key says nothing: its start line stays as it was
+            lines.append(self.trust.describe())
         return lines
 
 
