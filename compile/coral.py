@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from compile.artifacts import TargetError, write_artifact
 from edge.contract import ModelContract
 
 #: Operations the Edge TPU runs (TFLite builtin names) and their documented limits.
@@ -213,7 +214,6 @@ def build_coral(path: Path, contract: ModelContract, out: Path, compiler: str | 
     when the compiler is available."""
     import json
 
-    from compile.targets import TargetError, write_artifact
     from edge.contract import sidecar_path
 
     name = contract.name

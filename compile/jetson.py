@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from compile.artifacts import TargetError, write_artifact
 from edge.bench import machine_line
 from edge.contract import InputSpec, ModelContract, OutputSpec, sidecar_path
 
@@ -26,8 +27,6 @@ OPSET = 17
 def check_float_onnx(path: Path) -> dict[str, Any]:
     """Opset 17 and fully static shapes, or a TargetError naming what is wrong."""
     import onnx
-
-    from compile.targets import TargetError
 
     if not path.is_file():
         raise TargetError(f"{path}: the jetson target needs the float ONNX beside the .tflite (edgefer quantize "
@@ -166,7 +165,6 @@ def build_jetson(path: Path, contract: ModelContract, out: Path, data: str | Pat
     and written to the parity report and the sidecar."""
     from compile.data import load_dataset
     from compile.quantize import calibration_images, run_onnx, run_tflite
-    from compile.targets import TargetError, write_artifact
 
     name = contract.name
     float_src = path.with_suffix(".onnx")

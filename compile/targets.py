@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.contract import ModelContract, load_contract, sha256_of, sidecar_path, write_contract
-
-
-class TargetError(ValueError):
-    """An unknown target, or an option/model the target does not support."""
+from compile.artifacts import TargetError, write_artifact
+from compile.coral import build_coral
+from compile.jetson import build_jetson
+from edge.contract import ModelContract, load_contract, sidecar_path
 
 
 @dataclass(frozen=True)
@@ -129,17 +128,6 @@ def source_model(model: str | Path) -> tuple[Path, ModelContract]:
     return path, contract
 
 
-def write_artifact(src: Path, dest: Path, contract: ModelContract, **update: Any) -> Path:
-    """Copy ``src`` to ``dest`` (unless it is already there) and write its sidecar with ``update`` applied."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if src.resolve() != dest.resolve():
-        shutil.copyfile(src, dest)
-    new = contract.model_copy(update={"file": dest.name, "sha256": sha256_of(dest), "bytes": dest.stat().st_size,
-                                      **update})
-    write_contract(ModelContract.model_validate(new.model_dump()), sidecar_path(dest))
-    return dest
-
-
 def compile_target(target_name: str, out: str | Path, model: str | Path = "fer-student",
                    **options: Any) -> dict[str, Any]:
     """Build ``model`` for ``target_name`` into ``out``; returns a summary (also written as
@@ -157,11 +145,9 @@ def compile_target(target_name: str, out: str | Path, model: str | Path = "fer-s
         dest = write_artifact(path, out / f"{name}.tflite", contract, target=target.name, threads=values["threads"])
         summary["artifacts"] = [dest.name, sidecar_path(dest).name]
     elif target.name == "coral":
-        from compile.coral import build_coral
 
         summary.update(build_coral(path, contract, out, compiler=values.get("edgetpu_compiler")))
     else:
-        from compile.jetson import build_jetson
 
         summary.update(build_jetson(path, contract, out, data=values["data"], calib_count=values["calib_count"],
                                     split=values["split"], min_agreement=values["min_agreement"],

@@ -1,0 +1,145 @@
+"""Readers for the data formats users actually have, one module per format:
+
+- :mod:`~compile.data.fer2013`: ``fer2013.csv`` (``emotion,pixels,Usage``; plain or ``.gz``) and Microsoft's FER+
+  vote file ``fer2013new.csv`` (row-aligned with fer2013.csv),
+- :mod:`~compile.data.folder`: an image-folder layout ``ROOT/<split>/<class>/*.png|jpg``,
+- :mod:`~compile.data.cew`: an eye-patch manifest ``ROOT/manifest.csv`` (the CEW layout): split into
+  train/val/test by a hash of the face, never by patch,
+- :mod:`~compile.data.yawdd`: a yawn frame list ``ROOT/frames.csv`` (YawDD frames): the runtime's face detector
+  finds the mouth, the runtime's crop cuts it; split by a hash of the session group.
+
+Every reader returns a :class:`FaceSet` of uint8 grey images. A malformed row or file raises
+:class:`DataError` naming the file and line. :func:`load_dataset` and :func:`dataset_info` tell the formats apart
+for the CLI; the names below are the package's public surface.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compile.data.cew import (
+    EYE_COLUMNS,
+    EYE_LABELS,
+    EYE_MANIFEST,
+    EYE_SIZE,
+    EYE_SPLIT_SALT,
+    EYE_SPLIT_SHARES,
+    eye_manifest_path,
+    face_split,
+    read_eye_manifest,
+    read_eye_manifest_cached,
+)
+from compile.data.common import (
+    FER_LABELS,
+    IMAGE_SUFFIXES,
+    DataError,
+    FaceSet,
+    file_sha256,
+    hashed_split,
+    save_npz_atomic,
+)
+from compile.data.fer2013 import (
+    FER_SIZE,
+    FER_SPLITS,
+    FERPLUS_COLUMNS,
+    FERPLUS_TO_FER,
+    ferplus_majority,
+    ferplus_soft_labels,
+    load_fer2013_cached,
+    read_fer2013_csv,
+    read_ferplus_votes,
+)
+from compile.data.folder import FOLDER_ALIASES, FOLDER_VAL_SHARE, _held_out, read_image_folder
+from compile.data.yawdd import (
+    YAWN_COLUMNS,
+    YAWN_CROP_IOD,
+    YAWN_CSV,
+    YAWN_LABELS,
+    YAWN_SIZE,
+    YAWN_SOURCE_TEST,
+    YAWN_SPLIT_SALT,
+    YAWN_SPLIT_SHARES,
+    YawnFrames,
+    detect_mouths,
+    detect_mouths_cached,
+    mouth_crop,
+    read_yawn_frames,
+    read_yawn_frames_cached,
+    read_yawn_rows,
+    yawn_csv_path,
+    yawn_split,
+)
+
+__all__ = [
+    "EYE_COLUMNS", "EYE_LABELS", "EYE_MANIFEST", "EYE_SIZE", "EYE_SPLIT_SALT", "EYE_SPLIT_SHARES", "FER_LABELS",
+    "FER_SIZE", "FER_SPLITS", "FERPLUS_COLUMNS", "FERPLUS_TO_FER", "FOLDER_ALIASES", "FOLDER_VAL_SHARE",
+    "IMAGE_SUFFIXES", "YAWN_COLUMNS", "YAWN_CROP_IOD", "YAWN_CSV", "YAWN_LABELS", "YAWN_SIZE", "YAWN_SOURCE_TEST",
+    "YAWN_SPLIT_SALT", "YAWN_SPLIT_SHARES", "DataError", "FaceSet", "YawnFrames", "dataset_info", "detect_mouths",
+    "detect_mouths_cached", "eye_manifest_path", "face_split", "ferplus_majority", "ferplus_soft_labels",
+    "file_sha256", "hashed_split", "load_dataset", "load_fer2013_cached", "mouth_crop", "read_eye_manifest",
+    "read_eye_manifest_cached", "read_fer2013_csv", "read_ferplus_votes", "read_image_folder", "read_yawn_frames",
+    "read_yawn_frames_cached", "read_yawn_rows", "save_npz_atomic", "yawn_csv_path", "yawn_split",
+]
+
+
+def load_dataset(path: str | Path, split: str) -> FaceSet:
+    """One entry point for the CLI: a fer2013.csv(.gz), an image-folder root (train/, optional val/, test/),
+    an eye-patch manifest (``manifest.csv`` or its folder) or a yawn frame set (``frames.csv`` or its folder;
+    splits train/val/test by session group, plus ``yawn_test``, the source's own leaky test folder).
+
+    Splits are named as in fer2013.csv (Training, PublicTest = validation, PrivateTest = test) or train/val/test.
+    """
+    path = Path(path)
+    split_csv = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}.get(split, split)
+    manifest = eye_manifest_path(path)
+    if manifest is not None:
+        canonical = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}.get(split_csv, split)
+        if canonical not in EYE_SPLIT_SHARES:
+            raise DataError(f"{manifest}: unknown split {split!r}; one of {', '.join(EYE_SPLIT_SHARES)}")
+        eyes = read_eye_manifest_cached(manifest)
+        return eyes.subset(face_split(eyes.groups) == canonical)
+    frames_csv = yawn_csv_path(path)
+    if frames_csv is not None:
+        canonical = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}.get(split_csv, split)
+        return yawn_split(read_yawn_frames_cached(frames_csv), canonical)
+    if path.is_dir():
+        folder = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}.get(split_csv, split)
+        if folder in ("train", "val") and not (path / "val").is_dir():
+            train = read_image_folder(path, "train")
+            held = _held_out(len(train), train.targets)
+            return train.subset(held if folder == "val" else ~held)
+        return read_image_folder(path, folder)
+    if path.name.endswith((".csv", ".csv.gz")):
+        sets = load_fer2013_cached(path)
+        if split_csv not in sets:
+            raise DataError(f"{path}: no rows with Usage {split_csv!r}; present: {', '.join(sets)}")
+        return sets[split_csv]
+    raise DataError(f"{path}: expected fer2013.csv(.gz) or an image folder with train/ and test/")
+
+
+def dataset_info(path: str | Path) -> dict:
+    """What a data path holds, for the model contract: task, name, split names and how they were drawn."""
+    path = Path(path)
+    manifest = eye_manifest_path(path)
+    if manifest is not None:
+        return {"task": "eye_state", "name": "CEW" if "cew" in str(manifest.parent).lower() else manifest.parent.name,
+                "source": manifest.parent.name, "format": "eye manifest", "train": "train", "validation": "val",
+                "test": "test", "default_test_split": "test",
+                "split": {"by": "identity_if_known, else source_face (both eyes of a face stay together)",
+                          "method": "sha1(salt:group) -> [0,1)", "salt": EYE_SPLIT_SALT,
+                          "shares": EYE_SPLIT_SHARES}}
+    frames_csv = yawn_csv_path(path)
+    if frames_csv is not None:
+        return {"task": "yawn", "name": "YawDD" if "yawn" in str(frames_csv.parent).lower() else frames_csv.parent.name,
+                "source": frames_csv.parent.name, "format": "yawn frames.csv", "train": "train", "validation": "val",
+                "test": "test", "default_test_split": "test", "source_test_folder": YAWN_SOURCE_TEST,
+                "split": {"by": "session_group (about one driver session; every group in exactly one split)",
+                          "method": "sha1(salt:group) -> [0,1)", "salt": YAWN_SPLIT_SALT,
+                          "shares": YAWN_SPLIT_SHARES,
+                          "train_frames": "source train folders only (the source test folder is never trained on)"}}
+    if path.is_dir():
+        return {"task": "expression", "name": path.name, "source": path.name, "format": "image folder",
+                "train": "train", "validation": "val", "test": "test", "default_test_split": "test"}
+    return {"task": "expression", "name": "FER2013", "source": path.name, "format": "fer2013.csv",
+            "train": "Training", "validation": "PublicTest", "test": "PrivateTest",
+            "default_test_split": "PrivateTest"}
