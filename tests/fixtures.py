@@ -168,3 +168,24 @@ def _write_yawn_csv(root: Path, rows: list[list[str]]) -> None:
         w.writerow(["file", "split", "label", "run_id", "session_group", "source_path", "source_sha256",
                     "source_bytes", "width", "height"])
         w.writerows(rows)
+
+
+def write_rafdb(root: Path, per_class: int, seed: int = 0) -> list[tuple[str, int, str]]:
+    """A RAF-DB-like folder: ``labels.csv`` (``image,label_id,label``, RAF-DB's ids) and ``train/*_aligned.jpg``
+    (100x100 colour JPEGs of the striped faces, class = stripe count as in :func:`synthetic_face`)."""
+    ids = {"surprise": 1, "fear": 2, "disgust": 3, "happy": 4, "sad": 5, "angry": 6, "neutral": 7}
+    rng = np.random.default_rng(seed)
+    (root / "train").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(per_class * len(FER_LABELS)):
+        label = i % len(FER_LABELS)
+        name = f"train_{i + 1:05d}_aligned.jpg"
+        grey = cv2.resize(synthetic_face(label, rng), (100, 100), interpolation=cv2.INTER_LINEAR)
+        colour = cv2.merge([grey, np.clip(grey.astype(int) + 12, 0, 255).astype(np.uint8), grey])
+        cv2.imwrite(str(root / "train" / name), colour)
+        rows.append((name, ids[FER_LABELS[label]], FER_LABELS[label]))
+    with open(root / "labels.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["image", "label_id", "label"])
+        w.writerows(rows)
+    return rows

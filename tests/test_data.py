@@ -179,3 +179,46 @@ def test_ferplus_majority_keeps_clear_winners_on_fer_classes():
     targets, valid = ferplus_majority(votes)
     assert list(valid) == [True, True, False, False, False, False]
     assert [FER_LABELS[t] for t in targets[valid]] == ["neutral", "fear"]
+
+
+def test_rafdb_reader_maps_labels_and_holds_out_a_fixed_stratified_slice(tmp_path):
+    from fixtures import write_rafdb
+
+    from compile.data import FER_LABELS, dataset_info, rafdb_val_mask
+
+    rows = write_rafdb(tmp_path / "rafdb", per_class=20)
+    train, val = load_dataset(tmp_path / "rafdb", "Training"), load_dataset(tmp_path / "rafdb", "val")
+    assert len(train) + len(val) == len(rows) and train.images.shape[1:] == (48, 48)
+    assert val.class_counts() == {name: 2 for name in FER_LABELS}  # 10 % of each class
+    assert not set(train.groups) & set(val.groups)
+    # RAF-DB's ids (1 surprise ... 7 neutral) come out as FER2013's label indices
+    expected = {name: label for name, _, label in rows}
+    for part in (train, val):
+        assert [FER_LABELS[t] for t in part.targets] == [expected[g] for g in part.groups]
+    # the slice depends on the names alone: shuffled input, the same images held out
+    names = np.array([r[0] for r in rows], dtype=object)
+    targets = np.array([FER_LABELS.index(r[2]) for r in rows])
+    order = np.random.default_rng(3).permutation(len(rows))
+    assert set(names[rafdb_val_mask(names, targets)]) == set(names[order][rafdb_val_mask(names[order],
+                                                                                          targets[order])])
+    assert dataset_info(tmp_path / "rafdb")["name"] == "RAF-DB"
+    with pytest.raises(DataError, match="held-out"):
+        load_dataset(tmp_path / "rafdb", "PrivateTest")
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda lines: lines.__setitem__(2, "train_00002_aligned.jpg,9,x"), r"labels\.csv:3: label_id '9'"),
+    (lambda lines: lines.__setitem__(2, "train_00002_aligned.jpg,1,happy"), r"labels\.csv:3: label 'happy' does not"),
+    (lambda lines: lines.__setitem__(2, "missing.jpg,1,surprise"), r"labels\.csv:3: .*missing\.jpg: no such file"),
+])
+def test_rafdb_reader_names_the_bad_line(tmp_path, edit, message):
+    from fixtures import write_rafdb
+
+    from compile.data import read_rafdb
+
+    write_rafdb(tmp_path / "rafdb", per_class=1)
+    lines = (tmp_path / "rafdb" / "labels.csv").read_text().splitlines()
+    edit(lines)
+    (tmp_path / "rafdb" / "labels.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=message):
+        read_rafdb(tmp_path / "rafdb" / "labels.csv")

@@ -5,6 +5,8 @@
 - :mod:`~compile.data.folder`: an image-folder layout ``ROOT/<split>/<class>/*.png|jpg``,
 - :mod:`~compile.data.cew`: an eye-patch manifest ``ROOT/manifest.csv`` (the CEW layout): split into
   train/val/test by a hash of the face, never by patch,
+- :mod:`~compile.data.rafdb`: RAF-DB's basic-emotion training split (``labels.csv`` + ``train/``), with a hashed,
+  stratified validation slice (its test split is held out and never read),
 - :mod:`~compile.data.yawdd`: a yawn frame list ``ROOT/frames.csv`` (YawDD frames): the runtime's face detector
   finds the mouth, the runtime's crop cuts it; split by a hash of the session group.
 
@@ -50,6 +52,15 @@ from compile.data.fer2013 import (
     read_ferplus_votes,
 )
 from compile.data.folder import FOLDER_ALIASES, FOLDER_VAL_SHARE, _held_out, read_image_folder
+from compile.data.rafdb import (
+    RAFDB_SPLIT_SALT,
+    RAFDB_VAL_SHARE,
+    rafdb_csv_path,
+    rafdb_split,
+    rafdb_val_mask,
+    read_rafdb,
+    read_rafdb_cached,
+)
 from compile.data.yawdd import (
     YAWN_COLUMNS,
     YAWN_CROP_IOD,
@@ -71,14 +82,16 @@ from compile.data.yawdd import (
 )
 
 __all__ = [
-    "EYE_COLUMNS", "EYE_LABELS", "EYE_MANIFEST", "EYE_SIZE", "EYE_SPLIT_SALT", "EYE_SPLIT_SHARES", "FER_LABELS",
-    "FER_SIZE", "FER_SPLITS", "FERPLUS_COLUMNS", "FERPLUS_TO_FER", "FOLDER_ALIASES", "FOLDER_VAL_SHARE",
-    "IMAGE_SUFFIXES", "YAWN_COLUMNS", "YAWN_CROP_IOD", "YAWN_CSV", "YAWN_LABELS", "YAWN_SIZE", "YAWN_SOURCE_TEST",
-    "YAWN_SPLIT_SALT", "YAWN_SPLIT_SHARES", "DataError", "FaceSet", "YawnFrames", "dataset_info", "detect_mouths",
-    "detect_mouths_cached", "eye_manifest_path", "face_split", "ferplus_majority", "ferplus_soft_labels",
-    "file_sha256", "hashed_split", "load_dataset", "load_fer2013_cached", "mouth_crop", "read_eye_manifest",
-    "read_eye_manifest_cached", "read_fer2013_csv", "read_ferplus_votes", "read_image_folder", "read_yawn_frames",
-    "read_yawn_frames_cached", "read_yawn_rows", "save_npz_atomic", "yawn_csv_path", "yawn_split",
+    "DataError", "EYE_COLUMNS", "EYE_LABELS", "EYE_MANIFEST", "EYE_SIZE", "EYE_SPLIT_SALT", "EYE_SPLIT_SHARES",
+    "FERPLUS_COLUMNS", "FERPLUS_TO_FER", "FER_LABELS", "FER_SIZE", "FER_SPLITS", "FOLDER_ALIASES",
+    "FOLDER_VAL_SHARE", "FaceSet", "IMAGE_SUFFIXES", "RAFDB_SPLIT_SALT", "RAFDB_VAL_SHARE", "YAWN_COLUMNS",
+    "YAWN_CROP_IOD", "YAWN_CSV", "YAWN_LABELS", "YAWN_SIZE", "YAWN_SOURCE_TEST", "YAWN_SPLIT_SALT",
+    "YAWN_SPLIT_SHARES", "YawnFrames", "dataset_info", "detect_mouths", "detect_mouths_cached",
+    "eye_manifest_path", "face_split", "ferplus_majority", "ferplus_soft_labels", "file_sha256", "hashed_split",
+    "load_dataset", "load_fer2013_cached", "mouth_crop", "rafdb_csv_path", "rafdb_split", "rafdb_val_mask",
+    "read_eye_manifest", "read_eye_manifest_cached", "read_fer2013_csv", "read_ferplus_votes",
+    "read_image_folder", "read_rafdb", "read_rafdb_cached", "read_yawn_frames", "read_yawn_frames_cached",
+    "read_yawn_rows", "save_npz_atomic", "yawn_csv_path", "yawn_split",
 ]
 
 
@@ -102,6 +115,10 @@ def load_dataset(path: str | Path, split: str) -> FaceSet:
     if frames_csv is not None:
         canonical = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}.get(split_csv, split)
         return yawn_split(read_yawn_frames_cached(frames_csv), canonical)
+    rafdb_csv = rafdb_csv_path(path)
+    if rafdb_csv is not None:
+        canonical = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}.get(split_csv, split)
+        return rafdb_split(read_rafdb_cached(rafdb_csv), canonical, str(rafdb_csv))
     if path.is_dir():
         folder = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}.get(split_csv, split)
         if folder in ("train", "val") and not (path / "val").is_dir():
@@ -137,6 +154,14 @@ def dataset_info(path: str | Path) -> dict:
                           "method": "sha1(salt:group) -> [0,1)", "salt": YAWN_SPLIT_SALT,
                           "shares": YAWN_SPLIT_SHARES,
                           "train_frames": "source train folders only (the source test folder is never trained on)"}}
+    rafdb_csv = rafdb_csv_path(path)
+    if rafdb_csv is not None:
+        return {"task": "expression", "name": "RAF-DB", "source": rafdb_csv.parent.name,
+                "format": "RAF-DB labels.csv + train/", "train": "train", "validation": "val", "test": None,
+                "default_test_split": "val",
+                "split": {"by": "image name, per class (stratified); RAF-DB's own test split is held out",
+                          "method": "in each class the share with the smallest sha1(salt:name)",
+                          "salt": RAFDB_SPLIT_SALT, "shares": {"val": RAFDB_VAL_SHARE}}}
     if path.is_dir():
         return {"task": "expression", "name": path.name, "source": path.name, "format": "image folder",
                 "train": "train", "validation": "val", "test": "test", "default_test_split": "test"}
