@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from compile import nets, teacher
+from compile import distributed, nets, teacher
 from compile.augment import PRESETS
 from compile.data import YAWN_CROP_IOD, FaceSet, dataset_info, load_dataset
 from compile.quantize import ParityBounds
-from compile.train import TrainConfig, accuracy, fit, predict_logits
+from compile.train import PREDICT_BATCH, TrainConfig, accuracy, fit, predict_logits
 from edge.contract import CropSpec
 
 #: What each task's classifier looks at: recorded in the dataset part of the sidecar.
@@ -62,6 +62,28 @@ def _config(cfg: TrainConfig | None, task: str, **defaults) -> TrainConfig:
     return cfg
 
 
+def teacher_probabilities(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
+    """Softmax of a trained teacher on ``images``: under torchrun each rank predicts its block of whole
+    prediction batches, and the logits are gathered in row order, so the result is byte-identical to one
+    process."""
+    logits = distributed.map_shards(lambda lo, hi: predict_logits(model, images[lo:hi]), len(images), PREDICT_BATCH)
+    return torch.softmax(torch.from_numpy(logits), 1).numpy()
+
+
+def _stopped(history: dict, out_dir: str | Path) -> dict | None:
+    """What a step returns when its training run stopped early on purpose (``stop_after_epoch``)."""
+    if "stopped_after_epoch" not in history:
+        return None
+    return {"stopped_after_epoch": history["stopped_after_epoch"], "epochs": history["config"]["epochs"],
+            "run": str(out_dir), "resume": "run the same command without stop_after_epoch"}
+
+
+def _write_on_rank0(path: Path, text: str) -> None:
+    if distributed.context().main:
+        path.write_text(text)
+    distributed.barrier()
+
+
 def make_teacher(data: str | Path, out: str | Path, *, votes: str | Path | None = None,
                  wrap: list[tuple[str, str]] | None = None, train_arch: str | None = None,
                  weights: list[float] | None = None, cfg: TrainConfig | None = None,
@@ -83,9 +105,10 @@ def make_teacher(data: str | Path, out: str | Path, *, votes: str | Path | None 
         torch.manual_seed(cfg.seed)
         model = nets.build(train_arch, len(train.labels))
         run_dir = Path(out).with_suffix("")
-        fit(model, train, val, cfg, run_dir, tag=f"teacher-{train_arch}")
-        logits = predict_logits(model, train.images)
-        parts.append(torch.softmax(torch.from_numpy(logits), 1).numpy())
+        history = fit(model, train, val, cfg, run_dir, tag=f"teacher-{train_arch}")
+        if (stopped := _stopped(history, run_dir)) is not None:
+            return stopped
+        parts.append(teacher_probabilities(model, train.images))
         names.append(f"trained:{train_arch}")
         macs, params = nets.count_macs(model, train.images.shape[1])
         report[names[-1]] = {"val_acc": accuracy(model, val), "checkpoint": str(run_dir / "best.pt"),
@@ -107,7 +130,9 @@ def make_teacher(data: str | Path, out: str | Path, *, votes: str | Path | None 
         report.setdefault(name, {})["train_agreement"] = teacher.teacher_agreement(part, train)
     description = {"teachers": names, "weights": weights or [1.0] * len(parts), "report": report,
                    "train_agreement": teacher.teacher_agreement(probs, train), "data": str(data), "task": task}
-    teacher.save_soft_labels(out, probs, train, description)
+    if distributed.context().main:
+        teacher.save_soft_labels(out, probs, train, description)
+    distributed.barrier()
     return description
 
 
@@ -128,10 +153,12 @@ def distill(data: str | Path, out_dir: str | Path, *, arch: str | None = None,
     torch.manual_seed(cfg.seed)
     model = nets.build(arch, len(train.labels))
     history = fit(model, train, val, cfg, out_dir, soft_targets=soft, tag=f"distill-{arch}")
+    if (stopped := _stopped(history, out_dir)) is not None:
+        return stopped
     macs, params = nets.count_macs(model, train.images.shape[1])
     summary = {"arch": arch, "task": task, "input_size": int(train.images.shape[1]), "val_acc": history["best_val_acc"],
                "macs": macs, "params": params, "teacher": description, "config": cfg.model_dump()}
-    Path(out_dir, "summary.json").write_text(json.dumps(summary, indent=1))
+    _write_on_rank0(Path(out_dir, "summary.json"), json.dumps(summary, indent=1))
     return summary
 
 
@@ -151,10 +178,12 @@ def prune(data: str | Path, model_path: str | Path, out_dir: str | Path, *, rati
     if soft is None:
         cfg = cfg.model_copy(update={"alpha": 0.0})
     history = fit(model, train, val, cfg, out_dir, soft_targets=soft, tag=f"prune-{ratio}")
+    if (stopped := _stopped(history, out_dir)) is not None:
+        return stopped
     summary = {**stats, "val_acc_before": acc_before, "val_acc_after_prune": acc_pruned,
                "val_acc_after_finetune": history["best_val_acc"], "source": str(model_path),
                "teacher": description, "config": cfg.model_dump()}
-    Path(out_dir, "summary.json").write_text(json.dumps(summary, indent=1))
+    _write_on_rank0(Path(out_dir, "summary.json"), json.dumps(summary, indent=1))
     return summary
 
 

@@ -12,6 +12,7 @@ training image (NaN rows where the teacher has no opinion), ``rows`` (the traini
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,10 @@ def _run_keras(path: Path, x: np.ndarray) -> np.ndarray:
     return model.predict(x[..., None], batch_size=256, verbose=0)
 
 
+#: Rows per shard block when a brought model runs under torchrun: a multiple of the batch of every runner.
+WRAP_UNIT = 512
+
+
 def wrapped_teacher(model_path: str | Path, data: FaceSet, spec: WrapSpec) -> np.ndarray:
     """Soft labels from a brought model (.tflite, .onnx, .h5/.keras), mapped to ``data.labels``."""
     path = Path(model_path)
@@ -92,7 +97,12 @@ def wrapped_teacher(model_path: str | Path, data: FaceSet, spec: WrapSpec) -> np
                ".keras": _run_keras}
     if path.suffix.lower() not in runners:
         raise ValueError(f"{path}: teacher must be one of {', '.join(runners)}")
-    raw = runners[path.suffix.lower()](path, _prepare(data.images, spec))
+    from compile import distributed
+
+    run = runners[path.suffix.lower()]
+    # Under torchrun each rank runs whole blocks of WRAP_UNIT rows (a multiple of every runner's batch), so the
+    # gathered outputs are the ones one process computes.
+    raw = distributed.map_shards(lambda lo, hi: run(path, _prepare(data.images[lo:hi], spec)), len(data), WRAP_UNIT)
     model_labels = spec.labels or data.labels
     if raw.shape[1] != len(model_labels):
         raise ValueError(f"{path}: {raw.shape[1]} outputs but {len(model_labels)} labels")
@@ -129,8 +139,15 @@ def combine(teachers: list[np.ndarray], weights: list[float] | None = None) -> n
 def save_soft_labels(path: str | Path, probs: np.ndarray, data: FaceSet, description: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, probs=probs, rows=data.rows, labels=np.array(data.labels),
-                        description=json.dumps(description))
+    arrays = {"probs": probs, "rows": data.rows, "labels": np.array(data.labels),
+              "description": np.array(json.dumps(description))}
+    # As np.savez_compressed, but with a fixed time stamp on each member: equal soft labels make equal files.
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            member.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(member, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(array), allow_pickle=False)
 
 
 def load_soft_labels(path: str | Path, data: FaceSet) -> tuple[np.ndarray, dict]:

@@ -6,6 +6,7 @@ epoch to ``train.log`` and the curves to ``history.json``.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -16,8 +17,10 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
+from compile import distributed
 from compile.augment import AugmentConfig, augment_batch
 from compile.data import FaceSet
 
@@ -37,6 +40,9 @@ class TrainConfig(BaseModel):
     seed: int = 0
     threads: int = Field(2, ge=1, le=256)
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap, for smoke tests")
+    stop_after_epoch: int | None = Field(None, ge=1, description="end this invocation after that epoch (a time "
+                                         "slice of a long run, e.g. a cluster job's wall-time limit); the same "
+                                         "command without it resumes the run from its checkpoint")
     augment: AugmentConfig | None = Field(None, description="None = the task's preset (augment.PRESETS), "
                                           "filled in by compile.steps so the recorded config is concrete")
 
@@ -55,42 +61,62 @@ def class_weights(targets: np.ndarray, n_classes: int, beta: float) -> torch.Ten
     return torch.tensor(w, dtype=torch.float32)
 
 
-def distillation_loss(logits: torch.Tensor, hard: torch.Tensor, soft: torch.Tensor | None,
-                      cfg: TrainConfig, has_soft: torch.Tensor | None = None,
-                      sample_weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Per sample: (1-alpha) * CE(hard label) + alpha * T^2 * KL(teacher_T || student_T), weighted mean.
+def sample_losses(logits: torch.Tensor, hard: torch.Tensor, soft: torch.Tensor | None, cfg: TrainConfig,
+                  has_soft: torch.Tensor | None = None, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Per sample: weight * ((1-alpha) * CE(hard label) + alpha * T^2 * KL(teacher_T || student_T)).
 
     Samples without a teacher opinion (``has_soft`` False) get the hard loss alone.
     """
     ce = F.cross_entropy(logits, hard, label_smoothing=cfg.label_smoothing, reduction="none")
     sw = sample_weight if sample_weight is not None else torch.ones_like(ce)
     if soft is None or cfg.alpha == 0:
-        return (sw * ce).mean()
+        return sw * ce
     t = cfg.temperature
     log_student = F.log_softmax(logits / t, dim=1)
     kd = (soft * (torch.log(soft.clamp_min(1e-8)) - log_student)).sum(dim=1) * t * t
     w = torch.full_like(ce, cfg.alpha)
     if has_soft is not None:
         w = w * has_soft.float()
-    return (sw * ((1 - w) * ce + w * kd)).mean()
+    return sw * ((1 - w) * ce + w * kd)
+
+
+def distillation_loss(logits: torch.Tensor, hard: torch.Tensor, soft: torch.Tensor | None,
+                      cfg: TrainConfig, has_soft: torch.Tensor | None = None,
+                      sample_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """The batch mean of :func:`sample_losses`."""
+    return sample_losses(logits, hard, soft, cfg, has_soft, sample_weight).mean()
+
+
+#: Images per forward pass when predicting; sharded prediction splits rows in whole batches of this size, so
+#: every batch holds the same images as in one process (byte-identical soft labels).
+PREDICT_BATCH = 512
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+def predict_logits(model: nn.Module, images: np.ndarray, batch_size: int = PREDICT_BATCH) -> np.ndarray:
     model.eval()
+    device = next(model.parameters()).device
     out = []
     for i in range(0, len(images), batch_size):
-        x = torch.from_numpy(images[i:i + batch_size]).float().unsqueeze(1)
-        out.append(model(x).numpy())
+        x = torch.from_numpy(images[i:i + batch_size]).float().unsqueeze(1).to(device)
+        out.append(model(x).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
 def accuracy(model: nn.Module, data: FaceSet) -> float:
-    return float((predict_logits(model, data.images).argmax(1) == data.targets).mean())
+    """Top-1 accuracy on ``data``. Under torchrun each rank predicts its own block of rows (no sample twice, none
+    left out) and the correct counts are summed: a collective, every rank calls it."""
+    lo, hi = distributed.shard_bounds(len(data), PREDICT_BATCH)
+    correct = float((predict_logits(model, data.images[lo:hi]).argmax(1) == data.targets[lo:hi]).sum()) \
+        if hi > lo else 0.0
+    total_correct, total = distributed.all_reduce_sum([correct, hi - lo]).tolist()
+    return total_correct / total if total else float("nan")
 
 
-#: Config fields that do not change what is trained: a run may resume with another thread count.
-RESUME_FREE = ("threads",)
+#: Config fields that do not change what is trained: a run may resume with another thread count, and a time
+#: slice of a run (``stop_after_epoch``) resumes into the rest of it. (How many processes train is not in the
+#: config at all: a run resumes with any number.)
+RESUME_FREE = ("threads", "stop_after_epoch")
 
 
 def _same_run(saved: dict, current: dict) -> bool:
@@ -99,29 +125,63 @@ def _same_run(saved: dict, current: dict) -> bool:
 
 
 def _log(out_dir: Path, text: str) -> None:
+    if not distributed.context().main:
+        return
     print(text, flush=True)
     with open(out_dir / "train.log", "a") as fh:
         fh.write(text + "\n")
 
 
+def epoch_seeds(seed: int, epoch: int, rank: int) -> tuple[int, int]:
+    """(augmentation, dropout) seeds for one rank's epoch. Derived rather than carried from epoch to epoch, so a
+    checkpoint holds no generator state and a run resumes with any number of processes."""
+    aug, drop = np.random.SeedSequence([seed, epoch, rank]).generate_state(2)
+    return int(aug), int(drop)
+
+
+def rank_samples(sampler: DistributedSampler, n: int, ctx: distributed.Context) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's sample order for the sampler's epoch, and which entries are real samples.
+
+    DistributedSampler deals a seeded permutation of the ``n`` samples round-robin to the ranks (rank r gets
+    positions r, r+W, r+2W, ...) after padding it to a multiple of W with its own first entries; positions at or
+    past ``n`` are those repeats. So the step-k batches of all ranks together are exactly positions
+    [kB, (k+1)B) of the permutation: the batch one process would take."""
+    order = torch.tensor(list(sampler), dtype=torch.long)
+    position = ctx.rank + ctx.world * torch.arange(len(order))
+    return order, position < n
+
+
 def fit(model: nn.Module, train: FaceSet, val: FaceSet, cfg: TrainConfig, out_dir: str | Path,
         soft_targets: np.ndarray | None = None, tag: str = "train") -> dict:
-    """Train ``model`` in place and leave the best-on-``val`` weights in it.
+    """Train ``model`` in place and leave the best-on-``val`` weights in it (on the CPU).
 
     ``soft_targets``: teacher probabilities [len(train), classes] (NaN rows = no teacher opinion, hard loss
     only). Writes ``checkpoint.pt`` (resume), ``best.pt`` (whole model), ``history.json``, ``train.log``.
-    Returns the history dict.
+    Returns the history dict; with ``cfg.stop_after_epoch`` reached early it holds ``stopped_after_epoch`` and
+    the model keeps its last weights.
+
+    Under ``torchrun`` every process calls this with the same arguments (see :mod:`compile.distributed`): each
+    takes ``batch_size / processes`` samples per step, DistributedDataParallel averages the gradients, and the
+    loss is scaled so that each step equals the single-process step on the same global batch; the learning-rate
+    schedule counts the same steps. Rank 0 alone writes files.
     """
+    ctx = distributed.context()
+    if cfg.batch_size % ctx.world:
+        raise ValueError(f"batch size {cfg.batch_size} does not split evenly over {ctx.world} processes: choose a "
+                         f"global batch size that is a multiple of the number of processes")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if ctx.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    device = ctx.device
 
     n = len(train)
-    steps = math.ceil(n / cfg.batch_size)
+    per_rank = cfg.batch_size // ctx.world
+    steps = math.ceil(n / cfg.batch_size)  # = ceil(ceil(n / W) / per_rank): the same on every rank
     if cfg.max_steps_per_epoch:
         steps = min(steps, cfg.max_steps_per_epoch)
+    sampler = DistributedSampler(train.targets, num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=cfg.seed)
+    model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
                           weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps,
@@ -130,19 +190,23 @@ def fit(model: nn.Module, train: FaceSet, val: FaceSet, cfg: TrainConfig, out_di
     best_acc, start_epoch = -1.0, 0
 
     ckpt_path = out_dir / "checkpoint.pt"
-    if ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, weights_only=False)
+    # Rank 0 reads and sends: the other ranks (other machines) need no copy of the run folder.
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False) \
+        if ctx.main and ckpt_path.is_file() else None
+    ckpt = distributed.broadcast(ckpt)
+    if ckpt is not None:
         if _same_run(ckpt["config"], cfg.model_dump()):
             model.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
             sched.load_state_dict(ckpt["scheduler"])
-            gen.set_state(ckpt["generator"])
-            if "torch_rng" in ckpt:  # dropout draws from the global generator
-                torch.set_rng_state(ckpt["torch_rng"])
             history, best_acc, start_epoch = ckpt["history"], ckpt["best_acc"], ckpt["epoch"] + 1
-            _log(out_dir, f"[{tag}] resumed after epoch {ckpt['epoch'] + 1}/{cfg.epochs}")
+            history["config"] = cfg.model_dump()
+            _log(out_dir, f"[{tag}] resumed after epoch {ckpt['epoch'] + 1}/{cfg.epochs} (saved by "
+                          f"{ckpt.get('processes', 1)} process(es), now {ctx.world})")
         else:
             _log(out_dir, f"[{tag}] {ckpt_path} has another config; starting afresh")
+    net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if ctx.world > 1 else model
 
     soft_all = None
     has_soft = None
@@ -158,45 +222,73 @@ def fit(model: nn.Module, train: FaceSet, val: FaceSet, cfg: TrainConfig, out_di
         if cfg.class_balance > 0 else None
     augment = cfg.augment or AugmentConfig()
     for epoch in range(start_epoch, cfg.epochs):
-        model.train()
+        net.train()
         t0 = time.monotonic()
-        order = torch.randperm(n, generator=gen)
-        total_loss, seen = 0.0, 0
-        bar = tqdm(range(steps), desc=f"{tag} {epoch + 1}/{cfg.epochs}", leave=False, disable=None)
+        sampler.set_epoch(epoch)
+        order, real = rank_samples(sampler, n, ctx)
+        aug_seed, dropout_seed = epoch_seeds(cfg.seed, epoch, ctx.rank)
+        gen = torch.Generator().manual_seed(aug_seed)
+        torch.manual_seed(dropout_seed)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        seen = 0
+        bar = tqdm(range(steps), desc=f"{tag} {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=None if ctx.main else True)
         for step in bar:
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x = augment_batch(images[idx], augment, gen)
-            logits = model(x)
-            sw = weights[idx] if weights is not None else None
+            idx = order[step * per_rank:(step + 1) * per_rank]
+            keep = real[step * per_rank:(step + 1) * per_rank]
+            in_step = min(cfg.batch_size, n - step * cfg.batch_size)  # real samples in this step, all ranks
+            x = augment_batch(images[idx], augment, gen).to(device)
+            logits = net(x)
+            sw = weights[idx].to(device) if weights is not None else None
+            hard = targets[idx].to(device)
             if soft_all is None:
-                loss = distillation_loss(logits, targets[idx], None, cfg, sample_weight=sw)
+                per_sample = sample_losses(logits, hard, None, cfg, sample_weight=sw)
             else:
-                loss = distillation_loss(logits, targets[idx], soft_all[idx], cfg, has_soft[idx], sw)
+                per_sample = sample_losses(logits, hard, soft_all[idx].to(device), cfg, has_soft[idx].to(device), sw)
+            batch_sum = (per_sample * keep.to(device)).sum()  # the sampler's padding repeats count for nothing
+            # DDP averages the ranks' gradients, so this scale makes the step the mean over the global batch.
+            loss = batch_sum * (ctx.world / in_step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            total_loss += loss.item() * len(idx)
-            seen += len(idx)
-            bar.set_postfix(loss=f"{total_loss / seen:.3f}")
+            loss_sum += batch_sum.detach()
+            seen += int(keep.sum())
+            if ctx.main:
+                bar.set_postfix(loss=f"{float(loss_sum) / max(seen, 1):.3f}")
+        total_loss, total_seen = distributed.all_reduce_sum([float(loss_sum), seen]).tolist()
         val_acc = accuracy(model, val)
-        record = {"epoch": epoch + 1, "loss": total_loss / max(seen, 1), "val_acc": val_acc,
-                  "lr": sched.get_last_lr()[0], "seconds": time.monotonic() - t0}
+        record = {"epoch": epoch + 1, "loss": total_loss / max(total_seen, 1), "val_acc": val_acc,
+                  "lr": sched.get_last_lr()[0], "seconds": time.monotonic() - t0, "processes": ctx.world}
         history["epochs"].append(record)
-        if val_acc > best_acc:
+        improved = val_acc > best_acc
+        if improved:
             best_acc = val_acc
-            torch.save(model, out_dir / "best.pt")
-        _log(out_dir, f"[{tag}] epoch {epoch + 1}/{cfg.epochs} loss {record['loss']:.4f} "
-                      f"val_acc {val_acc:.4f} (best {best_acc:.4f}) {record['seconds']:.0f}s")
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "generator": gen.get_state(), "torch_rng": torch.get_rng_state(), "history": history,
-                    "best_acc": best_acc, "epoch": epoch,
-                    "config": cfg.model_dump()}, ckpt_path.with_suffix(".tmp"))
-        ckpt_path.with_suffix(".tmp").replace(ckpt_path)
-        (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+        if ctx.main:
+            if improved:
+                torch.save(model if device.type == "cpu" else copy.deepcopy(model).cpu(), out_dir / "best.pt")
+            _log(out_dir, f"[{tag}] epoch {epoch + 1}/{cfg.epochs} loss {record['loss']:.4f} "
+                          f"val_acc {val_acc:.4f} (best {best_acc:.4f}) {record['seconds']:.0f}s")
+            torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "history": history, "best_acc": best_acc, "epoch": epoch,
+                        "config": cfg.model_dump(), "processes": ctx.world}, ckpt_path.with_suffix(".tmp"))
+            ckpt_path.with_suffix(".tmp").replace(ckpt_path)
+            (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+        if cfg.stop_after_epoch and epoch + 1 == cfg.stop_after_epoch < cfg.epochs:
+            _log(out_dir, f"[{tag}] stopped after epoch {epoch + 1}/{cfg.epochs} (stop_after_epoch); the same "
+                          "command without it resumes")
+            history["stopped_after_epoch"] = epoch + 1
+            distributed.barrier()
+            model.cpu()
+            return history
 
-    best = torch.load(out_dir / "best.pt", weights_only=False)
-    model.load_state_dict(best.state_dict())
+    distributed.barrier()  # best.pt is complete
+    best_state = torch.load(out_dir / "best.pt", map_location="cpu", weights_only=False).state_dict() \
+        if ctx.main else None
+    model.load_state_dict(distributed.broadcast(best_state))
+    model.cpu()
     history["best_val_acc"] = best_acc
-    (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+    if ctx.main:
+        (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+    distributed.barrier()
     return history

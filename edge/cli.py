@@ -2,12 +2,15 @@
 
 Device subcommands import only the device set (numpy, OpenCV, ai-edge-litert). Toolchain subcommands import
 ``compile`` (torch, onnx2tf, TensorFlow) lazily, so they fail with an install hint on a board, not at start.
+The training verbs (teacher, distill, prune) also run data-parallel under
+``torchrun --nproc_per_node N -m edge.cli VERB ...`` (compile/distributed.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -296,7 +299,7 @@ def _train_config(args: argparse.Namespace, **defaults):
 
     values = {**defaults}
     for field in ("epochs", "batch_size", "lr", "temperature", "alpha", "threads", "seed", "max_steps_per_epoch",
-                  "class_balance"):
+                  "class_balance", "stop_after_epoch"):
         value = getattr(args, field, None)
         if value is not None:
             values[field] = value
@@ -314,10 +317,18 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--max-steps-per-epoch", dest="max_steps_per_epoch", type=int, help="for smoke runs")
+    p.add_argument("--stop-after-epoch", dest="stop_after_epoch", type=int,
+                   help="end after that epoch (a cluster job's time slice); the same command without it resumes")
     p.add_argument("--class-balance", dest="class_balance", type=float,
                    help="0..1: weight rare classes up by (count/mean)^-beta (raises UAR)")
     p.add_argument("--augment", choices=AUGMENT_PRESETS,
                    help="augmentation preset (compile/augment.py; default: the task's own)")
+
+
+def _print_once(text: str) -> None:
+    """Under torchrun (which sets RANK) only the first process prints the result: every rank holds the same."""
+    if os.environ.get("RANK", "0") == "0":
+        print(text)
 
 
 def _cmd_teacher(args: argparse.Namespace) -> int:
@@ -325,15 +336,15 @@ def _cmd_teacher(args: argparse.Namespace) -> int:
     wrap = [tuple(w.rsplit(":", 1)) if ":" in w else (w, "fer") for w in args.wrap or []]
     desc = steps.make_teacher(args.data, args.out, votes=args.votes, wrap=wrap, train_arch=args.train,
                               weights=args.weights, cfg=_train_config(args, epochs=30, alpha=0.0), task=args.task)
-    print(json.dumps(desc, indent=1))
+    _print_once(json.dumps(desc, indent=1))
     return 0
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
     steps = _toolchain()
     cfg = _train_config(args, epochs=30, alpha=0.5, temperature=3.0)
-    print(json.dumps(steps.distill(args.data, args.out, arch=args.arch, soft_labels=args.teacher, cfg=cfg,
-                                   task=args.task), indent=1))
+    _print_once(json.dumps(steps.distill(args.data, args.out, arch=args.arch, soft_labels=args.teacher, cfg=cfg,
+                                         task=args.task), indent=1))
     return 0
 
 
@@ -342,7 +353,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     cfg = _train_config(args, epochs=10, lr=0.02, alpha=0.5, temperature=3.0)
     summary = steps.prune(args.data, args.model, args.out, ratio=args.ratio, soft_labels=args.teacher, cfg=cfg,
                           task=args.task)
-    print(json.dumps(summary, indent=1))
+    _print_once(json.dumps(summary, indent=1))
     return 0
 
 
