@@ -176,7 +176,7 @@ def test_cli_augment_presets_match_the_toolchain_and_reach_the_config():
     import argparse
 
     from compile.augment import PRESETS
-    from edge.cli import AUGMENT_PRESETS, _train_config
+    from compile.cli import AUGMENT_PRESETS, _train_config
 
     assert set(AUGMENT_PRESETS) == set(PRESETS)
     cfg = _train_config(argparse.Namespace(augment="expression-car", epochs=2))
