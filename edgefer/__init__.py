@@ -1,0 +1,25 @@
+"""edgefer: an in-car driver monitor and the toolchain that builds its tiny int8 models.
+
+The library API, as short as ``fer``'s::
+
+    import edgefer
+
+    for face in edgefer.analyze("photo.jpg"):       # a path, or a grey / BGR uint8 numpy array
+        print(face.box, face.top_expression, face.expression, face.eyes_open, face.yawn)
+
+``edgefer.Analyzer(config)`` keeps the models of one config loaded for many images; the monitor itself is
+``edgefer run`` (see the README).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from edge.api import Analyzer, Face, analyze
+
+try:
+    __version__ = version("edgefer")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = ["Analyzer", "Face", "__version__", "analyze"]

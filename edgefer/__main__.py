@@ -1,0 +1,7 @@
+"""``python -m edgefer VERB ...``: the ``edgefer`` command (also under ``torchrun ... -m edgefer teacher ...``)."""
+
+import sys
+
+from edge.cli import main
+
+sys.exit(main())
