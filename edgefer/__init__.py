@@ -14,8 +14,10 @@ The library API, as short as ``fer``'s::
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
-from edge.api import Analyzer, Face, analyze
+if TYPE_CHECKING:
+    from edge.api import Analyzer, Face, analyze
 
 try:
     __version__ = version("edgefer")
@@ -23,3 +25,13 @@ except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
 
 __all__ = ["Analyzer", "Face", "__version__", "analyze"]
+
+
+def __getattr__(name: str):
+    # Loaded on first use, so importing one submodule (a toolchain step, the CLI) does not load the runtime's
+    # config and models machinery first.
+    if name in ("Analyzer", "Face", "analyze"):
+        from edge import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'edgefer' has no attribute {name!r}")
