@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge import detectors, drowsiness, outputs, sources
+from edge import attention, detectors, drowsiness, outputs, sources
 from edge.alerts import RuleState, step
 from edge.config import ConfigError, MonitorConfig
 from edge.contract import ContractError
@@ -106,6 +106,7 @@ class Monitor:
         self.track: DriverTrack | None = None
         self.driver = DriverState()
         self.drowsy = drowsiness.DrowsyState()
+        self.attention = attention.AttentionState()
         self.rules = {rule.name: RuleState() for rule in cfg.rules}
         self.timings: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=timing_window))
         self.counts: Counter[str] = Counter()
@@ -113,7 +114,8 @@ class Monitor:
     def _check_rules(self) -> None:
         """A rule watching a signal that does not exist would never fire: refuse it at start, by name."""
         labels = self.expression.labels if self.expression is not None else []
-        known = {"no_face_s", "distress", *drowsiness.SIGNALS, *(f"expression.{lb}" for lb in labels)}
+        known = {"no_face_s", "distress", *drowsiness.SIGNALS, *attention.SIGNALS,
+                 *(f"expression.{lb}" for lb in labels)}
         for i, rule in enumerate(self.cfg.rules):
             if rule.signal in known:
                 continue
@@ -251,8 +253,10 @@ class Monitor:
             keypoints=None if face is None else face.detection.keypoints,  # observed only, never the box guess
             frame_height=frame.gray.shape[0], brightness=float(sample.mean()), spread=float(sample.std()))
         self.drowsy = drowsiness.update(self.drowsy, obs, frame.ts, self.cfg.drowsiness)
+        self.attention = attention.update(self.attention, obs, frame.ts, self.cfg.attention)
         signals = self.signals(frame.ts, face is not None)
         signals.update(drowsiness.signals(self.drowsy, frame.ts, self.cfg.drowsiness))
+        signals.update(attention.signals(self.attention, frame.ts, self.cfg.attention))
         events = []
         for rule in self.cfg.rules:
             self.rules[rule.name], fired = step(self.rules[rule.name], signals.get(rule.signal), frame.ts, rule)
