@@ -21,8 +21,10 @@ is one of the two, so one look raises one alert, not both:
 
 - ``glance_away_s``: seconds since a distracted spell began (0 otherwise) -> ``distraction_long``;
 - ``phone_look_s``: seconds since a phone-look spell began (0 otherwise) -> ``phone_use``;
-- ``off_road_window_s``: seconds of distracted and phone-look spells in the last ``window_s`` -> visual
-  attention time-sharing, ``distraction_vats``.
+- ``off_road_window_s``: seconds of distracted and phone-look spells in the last ``window_s``; and
+  ``time_sharing_s``, the same but only while such a spell lasts (0 on the road) -> visual attention
+  time-sharing, ``distraction_vats``: it warns during the glance that crosses the limit and clears once the
+  driver is back on the road, instead of staying on while the window slowly empties.
 
 Only timestamps are used, so any frame rate gives the same signals (tests replay synthetic poses, no clock).
 """
@@ -255,7 +257,7 @@ def off_road_seconds(state: AttentionState, ts: float, cfg: AttentionConfig) -> 
 
 
 #: The signal names :func:`signals` returns.
-SIGNALS = ("glance_away_s", "phone_look_s", "off_road_window_s", "head_yaw", "head_pitch")
+SIGNALS = ("glance_away_s", "phone_look_s", "off_road_window_s", "time_sharing_s", "head_yaw", "head_pitch")
 
 
 def signals(state: AttentionState, ts: float, cfg: AttentionConfig) -> dict[str, float | None]:
@@ -263,10 +265,13 @@ def signals(state: AttentionState, ts: float, cfg: AttentionConfig) -> dict[str,
     posed = state.zone is not None
     looking_away = posed and state.spell_since is not None and state.road_since is None
     spell = ts - state.spell_since if looking_away and state.spell_since is not None else 0.0
+    window = off_road_seconds(state, ts, cfg)
+    counted = looking_away and (state.distracted or state.phone)
     return {
         "glance_away_s": (spell if state.distracted else 0.0) if posed else None,
         "phone_look_s": (spell if state.phone and not state.distracted else 0.0) if posed else None,
-        "off_road_window_s": off_road_seconds(state, ts, cfg),
+        "off_road_window_s": window,
+        "time_sharing_s": (window if counted else 0.0) if posed else None,
         "head_yaw": state.yaw,
         "head_pitch": state.pitch,
     }
@@ -279,8 +284,8 @@ def default_rules() -> list[RuleConfig]:
     return [
         RuleConfig(name="distraction_long", signal="glance_away_s", threshold=3.0, release=0.5, levels=[0.0, 3.0],
                    clear_after_s=2.0),
-        RuleConfig(name="distraction_vats", signal="off_road_window_s", threshold=10.0, release=6.0,
-                   levels=[0.0, 10.0], clear_after_s=2.0, cooldown_s=30.0),
+        RuleConfig(name="distraction_vats", signal="time_sharing_s", threshold=10.0, release=0.5, levels=[0.0],
+                   clear_after_s=2.0, cooldown_s=30.0),
         RuleConfig(name="phone_use", signal="phone_look_s", threshold=3.0, release=0.5, levels=[0.0, 3.0],
                    clear_after_s=2.0),
     ]
