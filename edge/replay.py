@@ -81,7 +81,8 @@ class DriveSpec:
     road: tuple[float, float] = (0.0, 0.0)  # this driver's road-ahead (yaw, pitch) as the camera sees it
     dwell_s: tuple[float, float] = (2.0, 10.0)  # uniform time on the road between glances
     glances: tuple = NORMAL_GLANCES
-    turn_s: tuple[float, float] = (0.15, 0.3)  # head movement into and out of a glance (inside its duration)
+    turn_s: tuple[float, float] = (0.15, 0.3)  # head movement into and out of a glance (inside its duration;
+    # (0, 0): a step)
     noise_deg: float = 2.0  # estimator noise at the front; grows with |yaw| (profile faces are harder)
     noise_per_deg: float = 0.05
     outliers: float = 0.005  # share of frames with a gross error of 10-25 degrees
@@ -104,10 +105,14 @@ def synthesise_drive(spec: DriveSpec) -> tuple[list[tuple[float, tuple[float, fl
 
     def glance(start: float, duration: float, target: tuple[float, float], zone: str) -> None:
         turn = min(rng.uniform(*spec.turn_s), duration / 2)
-        i0, i1 = int(np.ceil(start * spec.fps)), min(n, int(np.ceil((start + duration) * spec.fps)))
+        i0 = int(np.ceil(start * spec.fps - 1e-6))  # a start on the frame grid is that frame, not the next
+        i1 = min(n, int(np.ceil((start + duration) * spec.fps - 1e-6)))
         t = ts[i0:i1] - start
-        ramp = np.clip(np.minimum(t, duration - t) / turn, 0.0, 1.0)
-        ramp = 0.5 - 0.5 * np.cos(np.pi * ramp)
+        if turn > 0:
+            ramp = np.clip(np.minimum(t, duration - t) / turn, 0.0, 1.0)
+            ramp = 0.5 - 0.5 * np.cos(np.pi * ramp)
+        else:  # a step: the timing checks count from the first frame of the glance
+            ramp = np.ones_like(t)
         yaw[i0:i1] += ramp * (target[0] - yaw[i0:i1])
         pitch[i0:i1] += ramp * (target[1] - pitch[i0:i1])
         truth[i0:i1] = zone
