@@ -177,3 +177,18 @@ def test_normal_driving_with_mirror_and_instrument_glances_never_alarms():
         glances += sum(1 for a, b in zip(truth, truth[1:], strict=False) if a == "road_ahead" != b)
         assert run_attention_replay(poses, RULES) == []
     assert glances > 80  # a glance every 2-10 s: the drive is busy with mirror and instrument checks
+
+
+def test_the_demo_script_raises_phone_use_for_its_console_look_and_nothing_for_its_mirror_check():
+    """The demo's scripted head poses (what a pose estimator should read from its frames) through the rules: the
+    expected events once the estimator is wired in. The console look turns out of the road box 0.13 s into
+    the 0.3 s turn (39.133 s, the first frame past pitch -13) and back into it at 43.933 s."""
+    from edge.sources.demo import SCRIPT_LENGTH_S, pose_at, truth_at
+
+    fps = 15.0
+    frames = [(i / fps, pose_at(i / fps)) for i in range(round(SCRIPT_LENGTH_S * fps))]
+    fired = events(frames)
+    assert [(r, k, lv) for r, k, lv, _ in fired] == [("phone_use", "raise", 1), ("phone_use", "clear", 0)]
+    assert fired[0][3] == pytest.approx(39.133 + 3.0, abs=1e-3) and fired[1][3] == pytest.approx(43.933 + 2.0, abs=1e-3)
+    mirror = [t for t, _ in frames if truth_at(t).look == "left_mirror"]
+    assert mirror and not any(mirror[0] <= e[3] <= mirror[-1] + 3 for e in fired)
