@@ -249,7 +249,7 @@ def update(state: AttentionState, obs: Observation, ts: float, cfg: AttentionCon
 def off_road_seconds(state: AttentionState, ts: float, cfg: AttentionConfig) -> float:
     """Seconds of counted glances (distracted or phone looks) in the last ``window_s``."""
     horizon = ts - cfg.window_s
-    total = sum(max(0.0, end - max(start, horizon)) for start, end in state.off_road)
+    total = float(sum(max(0.0, end - max(start, horizon)) for start, end in state.off_road))
     if state.spell_since is not None and (state.distracted or state.phone):
         end = state.road_since if state.road_since is not None else ts
         total += max(0.0, end - max(state.spell_since, horizon))

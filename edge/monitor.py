@@ -276,6 +276,18 @@ class Monitor:
             out["distress"] = None if smoothed is None or not parts else float(sum(smoothed[i] for i in parts))
         return out
 
+    def sample(self, result: FrameResult) -> dict:
+        """One frame's readings for a signal log (``type: signals``): raw model outputs, the expression's top
+        label (smoothed), the attention zone, every rule signal and the active alerts' levels."""
+        face = result.driver
+        expression = None
+        if face is not None and self.expression is not None and self.driver.probs is not None:
+            expression = self.expression.labels[int(np.argmax(self.driver.probs))]
+        return {"ts": result.frame.ts, "face": face is not None,
+                "eyes_open": None if face is None else face.eyes_open, "yawn": None if face is None else face.yawn,
+                "expression": expression, "zone": self.attention.zone, "signals": result.signals,
+                "alerts": {name: st.level for name, st in self.rules.items() if st.level}}
+
     def describe(self) -> list[str]:
         lines = [f"detector: {self.detector.type_key} every {self.cfg.tracking.detect_every} frame(s)"]
         for what, model in (("expression", self.expression), ("eye state", self.eye_state), ("yawn", self.yawn)):
@@ -373,6 +385,8 @@ def run(cfg: MonitorConfig, max_frames: int | None = None, on_frame: Callable[[F
             for event in result.events:
                 emit(event)
             dispatcher.retry()
+            if dispatcher.wants_signals:
+                dispatcher.signals(monitor.sample(result))
             if dispatcher.wants_frames or save_dir is not None:
                 image = frame.bgr if frame.bgr is not None else frame.gray
                 faces = [(result.driver.detection.box, result.driver.label())] if result.driver else []
