@@ -165,6 +165,20 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    try:
+        from compile.report import ReportError, write_report
+    except ImportError as exc:
+        raise SystemExit(f"this subcommand needs the toolchain: pip install -e '.[toolchain]' ({exc})") from None
+    try:
+        result = write_report(args.events, args.out, signals_path=args.signals, title=args.title)
+    except ReportError as exc:
+        raise SystemExit(f"edgefer report: {exc}") from None
+    print(f"{result['html']} and {result['png']}: {result['seconds']} s, {result['alerts']} alert spell(s), "
+          f"{result['signal_lines']} signal line(s)")
+    return 0
+
+
 def _cmd_compile(args: argparse.Namespace) -> int:
     try:
         from compile.targets import TargetError, compile_target, describe_table
@@ -383,6 +397,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print the default config (YAML), or check a file")
     p.add_argument("--check", metavar="FILE", help="validate FILE and exit")
     p.set_defaults(func=_cmd_config)
+
+    p = sub.add_parser("report", help="a drive's timeline (PNG and one offline HTML page) from the event log and "
+                                      "the signal log")
+    p.add_argument("events", help="the event log (type: jsonl)")
+    p.add_argument("--signals", help="the signal log (type: signals), for the eye, yawn, head, zone and expression "
+                                     "lanes")
+    p.add_argument("--out", required=True, help="folder for timeline.png and report.html")
+    p.add_argument("--title", help="the page's title")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("compile", help="build a model for a target: cpu | rpi | coral | jetson (see --list)")
     p.add_argument("--target", help="cpu, rpi, coral or jetson")
