@@ -43,6 +43,7 @@ class FaceResult:
     expression: dict[str, float] | None = None
     eyes_open: float | None = None
     yawn: float | None = None
+    head_pose: tuple[float, float, float] | None = None  # (yaw, pitch, roll) degrees, AFLW2000 signs
 
     def label(self) -> str:
         parts = []
@@ -251,7 +252,8 @@ class Monitor:
             yawn=None if face is None else face.yawn,
             face_box=None if face is None else face.detection.box,
             keypoints=None if face is None else face.detection.keypoints,  # observed only, never the box guess
-            frame_height=frame.gray.shape[0], brightness=float(sample.mean()), spread=float(sample.std()))
+            frame_height=frame.gray.shape[0], brightness=float(sample.mean()), spread=float(sample.std()),
+            head_pose=None if face is None else face.head_pose)
         self.drowsy = drowsiness.update(self.drowsy, obs, frame.ts, self.cfg.drowsiness)
         self.attention = attention.update(self.attention, obs, frame.ts, self.cfg.attention)
         signals = self.signals(frame.ts, face is not None)

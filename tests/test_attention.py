@@ -192,3 +192,36 @@ def test_the_demo_script_raises_phone_use_for_its_console_look_and_nothing_for_i
     assert fired[0][3] == pytest.approx(39.133 + 3.0, abs=1e-3) and fired[1][3] == pytest.approx(43.933 + 2.0, abs=1e-3)
     mirror = [t for t, _ in frames if truth_at(t).look == "left_mirror"]
     assert mirror and not any(mirror[0] <= e[3] <= mirror[-1] + 3 for e in fired)
+
+
+def test_the_monitor_passes_head_pose_to_the_attention_rules_on_the_demo_frames():
+    """The real monitor on the demo's frames (BlazeFace, the shipped models), with the demo's rendered pose as the
+    face's pose reading in place of an estimator: the console look raises phone_use, the mirror check nothing."""
+    from edge.monitor import Monitor
+    from edge.sources.demo import DemoSource, pose_at
+
+    class ScriptedPose(Monitor):
+        def process(self, frame):
+            self.pose = pose_at(frame.ts)
+            return super().process(frame)
+
+        def describe_face(self, gray, det, rounded=False):
+            result = super().describe_face(gray, det, rounded)
+            result.head_pose = self.pose
+            return result
+
+    fps = 4.0
+    cfg = config.validate({"source": {"type": "demo", "fps": fps}})
+    monitor = ScriptedPose(cfg)
+    source = DemoSource(cfg.source)
+    source.open()
+    fired, zones = [], {}
+    for frame in iter(source.read, None):
+        result = monitor.process(frame)
+        fired += [(e.name, e.action, e.ts) for e in result.events if e.name in ("distraction_long",
+                                                                                "distraction_vats", "phone_use")]
+        zones[round(frame.ts, 2)] = monitor.attention.zone
+    # 4 fps: the first frame of the look inside the console box is 39.25 s; back on the road box at 44.0 s
+    assert fired == [("phone_use", "raise", 42.25), ("phone_use", "clear", 46.0)]
+    assert zones[34.5] == "left_mirror" and zones[41.0] == "centre_console" and zones[33.0] == "road_ahead"
+    assert zones[16.0] is None  # the driver out of view: no pose, no zone

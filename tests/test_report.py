@@ -132,7 +132,7 @@ def test_report_command_writes_a_png_and_an_offline_page(tmp_path, capsys):
 
     events, signals = write_drive(tmp_path)
     assert main(["report", str(events), "--signals", str(signals), "--out", str(tmp_path / "out")]) == 0
-    assert "2 alert spell(s)" not in capsys.readouterr().out  # three: eyes_closed at two levels, phone_use
+    assert "3 alert spell(s)" in capsys.readouterr().out  # eyes_closed at two levels, phone_use
     page = (tmp_path / "out" / "report.html").read_text()
     png = (tmp_path / "out" / "timeline.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
