@@ -110,7 +110,7 @@ def build(events: list[dict], signals: list[dict] | None = None) -> Timeline:
     previous = 0.0
     for s in rows:
         count = (s.get("signals") or {}).get("yawns_per_window")
-        if isinstance(count, (int, float)) and count > previous:
+        if isinstance(count, (int, float)) and round(count) > round(previous):
             tl.yawns.append(float(s["t"]))
         previous = count if isinstance(count, (int, float)) else previous
     return tl

@@ -31,6 +31,10 @@ class SignalsConfig(JsonlConfig):
     period_s: float = Field(1.0, ge=0.1, le=60, description="one summary line per this many seconds of stream time")
 
 
+#: Signals that count things: the period's highest count, not a mean of counts.
+COUNTS = frozenset({"yawns_per_window"})
+
+
 def _mean(values: list[float]) -> float | None:
     values = [v for v in values if v is not None and math.isfinite(v)]
     return round(sum(values) / len(values), 4) if values else None
@@ -48,10 +52,11 @@ def _mode(values: list[str | None]) -> str | None:
 
 def summarise(samples: list[dict[str, Any]], start: float, seconds: float) -> dict[str, Any]:
     """One line from a period's per-frame samples (see :meth:`edge.monitor.Monitor.sample`): shares and means
-    of readings, the longest of each timer (``*_s``), the most frequent zone and expression, each alert's
-    highest level."""
+    of readings, the longest of each timer (``*_s``) and the highest count, the most frequent zone and
+    expression, each alert's highest level."""
     keys = sorted({k for s in samples for k in s.get("signals", {})})
-    signals = {k: (_max if k.endswith("_s") else _mean)([s["signals"].get(k) for s in samples]) for k in keys}
+    signals = {k: (_max if k.endswith("_s") or k in COUNTS else _mean)([s["signals"].get(k) for s in samples])
+               for k in keys}
     alerts: dict[str, int] = {}
     for s in samples:
         for rule, level in s.get("alerts", {}).items():
