@@ -6,7 +6,8 @@ pitch > 0 up. It is taken relative to the driver's own **road-ahead direction**,
 open-eye baseline: the median yaw and pitch over the first ``calibration_s`` seconds with a pose, ignoring
 samples far from the nominal direction (mirror and console glances) and then, in a second pass, samples far
 from the first median; once learned it follows the driver slowly (``adapt_half_life_s``, road frames only).
-Until enough samples are in, the median so far is used, and before that the nominal direction.
+Until enough samples are in, the nominal direction is used, then the median so far (refreshed every
+:data:`PROVISIONAL_EVERY` samples).
 
 **Zones** are boxes in (yaw, pitch) around that direction, set in the config for a left-hand-drive car (the
 driver sits on the left: the near mirror is on their left, the console on their right); ``right_hand_drive``
@@ -120,6 +121,7 @@ class RoadCalibration:
     samples: tuple[tuple[float, float], ...] = ()  # (yaw, pitch) while calibrating, outliers already left out
     seconds: float = 0.0  # calibration time accumulated with a pose
     centre: tuple[float, float] | None = None  # learned road-ahead (yaw, pitch); set when calibration ends
+    provisional: tuple[float, float] | None = None  # the median so far, refreshed every PROVISIONAL_EVERY samples
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,11 @@ class AttentionState:
     off_road: tuple[tuple[float, float], ...] = ()  # counted spells (start, end) within the window
 
 
+#: The provisional direction is recomputed every this many samples, not every frame (a median per frame over a
+#: growing list cost ~1 ms a frame here while calibrating).
+PROVISIONAL_EVERY = 15
+
+
 def robust_centre(samples: tuple[tuple[float, float], ...] | list, inlier_deg: float) -> tuple[float, float]:
     """Median yaw and pitch, then the median again of the samples within ``inlier_deg`` of it."""
     arr = np.asarray(samples, dtype=np.float64)
@@ -152,8 +159,8 @@ def road_direction(state: AttentionState, cfg: AttentionConfig) -> tuple[float, 
     cal = state.calibration
     if cal.centre is not None:
         return cal.centre
-    if len(cal.samples) >= cfg.calibration_min_samples:
-        return robust_centre(cal.samples, cfg.calibration_inlier_deg)
+    if cal.provisional is not None:
+        return cal.provisional
     return cfg.nominal_yaw_deg, cfg.nominal_pitch_deg
 
 
@@ -162,15 +169,19 @@ def _calibrate(cal: RoadCalibration, yaw: float, pitch: float, dt: float, cfg: A
         return cal
     if cfg.calibration_s == 0:
         return RoadCalibration(centre=(cfg.nominal_yaw_deg, cfg.nominal_pitch_deg))
-    samples = cal.samples
+    samples, provisional = cal.samples, cal.provisional
     if max(abs(yaw - cfg.nominal_yaw_deg), abs(pitch - cfg.nominal_pitch_deg)) <= cfg.calibration_max_offset_deg:
         samples += ((yaw, pitch),)
+        due = len(samples) >= cfg.calibration_min_samples and (
+            provisional is None or (len(samples) - cfg.calibration_min_samples) % PROVISIONAL_EVERY == 0)
+        if due:
+            provisional = robust_centre(samples, cfg.calibration_inlier_deg)
     seconds = cal.seconds + dt
     if seconds >= cfg.calibration_s:
         centre = robust_centre(samples, cfg.calibration_inlier_deg) if samples \
             else (cfg.nominal_yaw_deg, cfg.nominal_pitch_deg)
         return RoadCalibration((), seconds, centre)
-    return RoadCalibration(samples, seconds)
+    return RoadCalibration(samples, seconds, None, provisional)
 
 
 def classify(yaw: float, pitch: float, cfg: AttentionConfig, previous: str | None = None) -> str:
