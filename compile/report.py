@@ -152,12 +152,13 @@ def x_of(tl: Timeline, t: float) -> float:
     return LEFT + (t - tl.t0) / (tl.t1 - tl.t0) * (WIDTH - LEFT - RIGHT)
 
 
-def svg(tl: Timeline) -> str:
+def svg(tl: Timeline, title: str = "") -> str:
     lanes = layout(tl)
     height = lanes["end"][1]
     out = [f'<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0f}" '
            f'viewBox="0 0 {WIDTH} {height:.0f}" font-family="sans-serif" font-size="11">',
-           f'<rect width="{WIDTH}" height="{height:.0f}" fill="#ffffff"/>']
+           f'<rect width="{WIDTH}" height="{height:.0f}" fill="#ffffff"/>',
+           f'<text x="{LEFT}" y="16" font-size="13" font-weight="bold">{html.escape(title)}</text>']
     right = WIDTH - RIGHT
     for title, keys, (lo, hi) in PLOTS:
         top, bottom = lanes[title]
@@ -196,7 +197,7 @@ def svg(tl: Timeline) -> str:
     step = _tick_step(tl.t1 - tl.t0)
     t = math.ceil(tl.t0 / step) * step
     while t <= tl.t1 + 1e-9:  # grid lines over the lanes' backgrounds, under their data
-        out.insert(2, f'<line x1="{x_of(tl, t):.1f}" x2="{x_of(tl, t):.1f}" y1="{TOP}" y2="{axis_y}" '
+        out.insert(3, f'<line x1="{x_of(tl, t):.1f}" x2="{x_of(tl, t):.1f}" y1="{TOP}" y2="{axis_y}" '
                       f'stroke="#dddddd" stroke-width="0.6"/>')
         out.append(f'<text x="{x_of(tl, t):.1f}" y="{axis_y + 12}" text-anchor="middle">{t:g}</text>')
         t += step
@@ -256,8 +257,8 @@ def page(tl: Timeline, png: bytes | None, title: str) -> str:
 <style>body{{margin:0;font-family:sans-serif;font-size:13px}} .below{{margin:12px 16px}}
 table{{border-collapse:collapse}} td,th{{border:1px solid #ddd;padding:2px 6px;text-align:left}}</style></head>
 <body>
-{svg(tl)}
-<div class="below"><h3>{html.escape(title)}</h3>{note}
+{svg(tl, title)}
+<div class="below">{note}
 <p>Alert colours: level 1 orange, level 2 red, level 3 dark red. Hover over the timeline for values.</p>
 {image}
 <table><tr><th>t (s)</th><th>kind</th><th>name</th><th>action</th><th>level</th><th>message</th></tr>

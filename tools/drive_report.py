@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,6 +70,20 @@ def drive(source: str, out: Path, scripted_pose: bool, max_frames: int | None) -
     return {"frames": frames, "seconds": round(time.perf_counter() - started, 1)}
 
 
+def shot(page: Path, png: Path, size: str = "1000,560") -> None:
+    """A screenshot of the page's top (the timeline) in headless Chromium (Debian: apt-get install chromium)."""
+    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)),
+                   None)
+    if browser is None:
+        raise SystemExit("--page-shot needs chromium (Debian: apt-get install chromium)")
+    png.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                        "--disable-component-update", "--no-first-run", "--hide-scrollbars",
+                        "--force-device-scale-factor=1", f"--user-data-dir={profile}", f"--screenshot={png.resolve()}",
+                        f"--window-size={size}", page.resolve().as_uri()], capture_output=True, timeout=120, check=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", default="demo")
@@ -75,10 +91,13 @@ def main() -> None:
     ap.add_argument("--scripted-pose", action="store_true", help="demo only: its rendered pose as the pose reading")
     ap.add_argument("--max-frames", type=int)
     ap.add_argument("--png", type=Path, help="also copy the timeline PNG here (e.g. docs/img/...)")
+    ap.add_argument("--page-shot", type=Path, help="also screenshot report.html in headless Chromium to this PNG")
+    ap.add_argument("--report-only", action="store_true", help="redraw the report from the logs in --out")
     args = ap.parse_args()
     if args.scripted_pose and args.source != "demo":
         raise SystemExit("--scripted-pose needs --source demo")
-    ran = drive(args.source, args.out, args.scripted_pose, args.max_frames)
+    ran = {"frames": "(logged)", "seconds": 0} if args.report_only else \
+        drive(args.source, args.out, args.scripted_pose, args.max_frames)
     name = Path(args.source).name
     title = f"edgefer drive report: {name}" + (" (head pose: the demo's scripted pose, not an estimator)"
                                                if args.scripted_pose else "")
@@ -86,6 +105,8 @@ def main() -> None:
     if args.png:
         args.png.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(result["png"], args.png)
+    if args.page_shot:
+        shot(Path(result["html"]), args.page_shot)
     events = [json.loads(x) for x in (args.out / "events.jsonl").read_text().splitlines()]
     for e in events:
         if e["kind"] == "alert":
