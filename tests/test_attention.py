@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -225,3 +226,21 @@ def test_the_monitor_passes_head_pose_to_the_attention_rules_on_the_demo_frames(
     assert fired == [("phone_use", "raise", 42.25), ("phone_use", "clear", 46.0)]
     assert zones[34.5] == "left_mirror" and zones[41.0] == "centre_console" and zones[33.0] == "road_ahead"
     assert zones[16.0] is None  # the driver out of view: no pose, no zone
+
+
+def test_time_sharing_keeps_warning_while_it_goes_on_and_clears_once_the_driver_is_back():
+    fps = 15.0
+    fired = events(script(fps, (25, ROAD), *[(2.4, AWAY), (0.6, ROAD)] * 15, (5, ROAD)))
+    assert [(r, k) for r, k, _, _ in fired] == [("distraction_vats", "raise"), ("distraction_vats", "clear")]
+    assert within_a_frame(fired[0][3], 37.4, fps) and within_a_frame(fired[1][3], 25 + 45 - 0.6 + 2.0, fps)
+
+
+def test_on_task_checks_of_up_to_2_s_never_alarm_in_any_order():
+    rng = np.random.default_rng(7)  # seeded: 40 random sequences of mirror and instrument checks
+    for _ in range(40):
+        fps = float(rng.choice([10.0, 15.0, 30.0]))
+        parts = [(25, ROAD)]
+        for _ in range(int(rng.integers(1, 40))):
+            pose = [LEFT_MIRROR, RIGHT_MIRROR, CLUSTER][int(rng.integers(3))]
+            parts += [(float(rng.uniform(0.1, 2.0)), pose), (float(rng.uniform(0.3, 5.0)), ROAD)]
+        assert events(script(fps, *parts)) == [], parts
