@@ -197,6 +197,12 @@ def classify(yaw: float, pitch: float, cfg: AttentionConfig, previous: str | Non
     return _swap_mirror(zone) if cfg.right_hand_drive else zone
 
 
+def zone_of_pose(pose: tuple[float, float, float], cfg: AttentionConfig) -> str:
+    """The zone of one pose with no drive behind it (a single image, ``analyze``): relative to the nominal
+    road-ahead direction, no hysteresis."""
+    return classify(pose[0] - cfg.nominal_yaw_deg, pose[1] - cfg.nominal_pitch_deg, cfg)
+
+
 def _swap_mirror(zone: str) -> str:
     return {"left_mirror": "right_mirror", "right_mirror": "left_mirror"}.get(zone, zone)
 

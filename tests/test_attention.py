@@ -129,6 +129,7 @@ def test_zones_hysteresis_and_right_hand_drive():
     assert classify(-30.0, -30.0, rhd) == "centre_console"  # to the driver's left
     assert classify(30.0, -30.0, rhd) == "away"
     assert classify(-45.0, 0.0, rhd, previous="left_mirror") == "left_mirror"
+    assert attention.zone_of_pose((40.0, -25.0, 5.0), AttentionConfig(nominal_yaw_deg=10)) == "centre_console"
 
 
 def test_no_pose_is_no_reading_and_a_long_gap_ends_the_glance():
