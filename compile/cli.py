@@ -1,9 +1,9 @@
-"""The toolchain's ``edgefer`` verbs (compile, bundle, flash, deploy, teacher, distill, prune, balance, quantize,
-eval): :func:`register` adds them to the one ``edgefer`` command through the ``edgefer.commands`` entry point, so
-the device side (``edge/cli.py``) never imports the toolchain. Each verb is a thin wrapper over a plain function
-and imports what it needs (torch, onnx2tf, TensorFlow) only when it runs, so ``edgefer --help`` stays fast and a
-board without those packages fails with an install hint. The training verbs also run data-parallel under
-``torchrun --nproc_per_node N -m edge.cli VERB ...`` (compile/distributed.py).
+"""The toolchain's ``edgefer`` verbs (report, compile, bundle, flash, deploy, teacher, distill, prune, balance,
+quantize, eval): :func:`register` adds them to the one ``edgefer`` command through the ``edgefer.commands``
+entry point, so the device side (``edge/cli.py``) never imports the toolchain. Each verb is a thin wrapper over a
+plain function and imports what it needs (torch, onnx2tf, TensorFlow, matplotlib) only when it runs, so
+``edgefer --help`` stays fast and a board without those packages fails with an install hint. The training verbs
+also run data-parallel under ``torchrun --nproc_per_node N -m edge.cli VERB ...`` (compile/distributed.py).
 """
 
 from __future__ import annotations
@@ -195,8 +195,31 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    try:
+        from compile.report import ReportError, write_report
+    except ImportError as exc:
+        raise SystemExit(f"this subcommand needs the toolchain: pip install -e '.[toolchain]' ({exc})") from None
+    try:
+        result = write_report(args.events, args.out, signals_path=args.signals, title=args.title)
+    except ReportError as exc:
+        raise SystemExit(f"edgefer report: {exc}") from None
+    print(f"{result['html']} and {result['png']}: {result['seconds']} s, {result['alerts']} alert spell(s), "
+          f"{result['signal_lines']} signal line(s)")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the toolchain's verbs to ``edgefer``'s subcommand parser."""
+    p = sub.add_parser("report", help="a drive's timeline (PNG and one offline HTML page) from the event log and "
+                                      "the signal log")
+    p.add_argument("events", help="the event log (type: jsonl)")
+    p.add_argument("--signals", help="the signal log (type: signals), for the eye, yawn, head, zone and expression "
+                                     "lanes")
+    p.add_argument("--out", required=True, help="folder for timeline.png and report.html")
+    p.add_argument("--title", help="the page's title")
+    p.set_defaults(func=_cmd_report)
+
     p = sub.add_parser("compile", help="build a model for a target: cpu | rpi | coral | jetson (see --list)")
     p.add_argument("--target", help="cpu, rpi, coral or jetson")
     p.add_argument("--model", default="fer-student", help="shipped model name or a .tflite path with its sidecar")

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge import detectors, outputs, sources
 from edge.alerts import RuleConfig
+from edge.attention import AttentionConfig
+from edge.attention import default_rules as attention_rules
 from edge.drowsiness import DrowsinessConfig
 from edge.drowsiness import default_rules as drowsiness_rules
 from edge.plugins import config_union
@@ -81,7 +83,7 @@ class SecurityConfig(BaseModel):
 
 def default_rules() -> list[RuleConfig]:
     """Defaults referenced in the README; each can be replaced in the YAML file's ``rules`` list."""
-    return drowsiness_rules() + [
+    return drowsiness_rules() + attention_rules() + [
         RuleConfig(name="driver_not_visible", signal="no_face_s", threshold=3.0, release=0.5, levels=[0.0, 7.0],
                    clear_after_s=1.0),
         RuleConfig(name="anger", signal="expression.angry", threshold=0.5, release=0.35, levels=[3.0, 10.0],
@@ -106,6 +108,9 @@ class MonitorConfig(BaseModel):
     smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig, description="expression smoothing")
     drowsiness: DrowsinessConfig = Field(default_factory=DrowsinessConfig,
                                          description="eye, yawn, head and light signals (edge/drowsiness.py)")
+    attention: AttentionConfig = Field(default_factory=AttentionConfig,
+                                       description="attention zones and glance timers from head pose "
+                                                   "(edge/attention.py)")
     rules: list[RuleConfig] = Field(default_factory=default_rules, description="alert rules (see edge/alerts.py)")
     outputs: list[OutputConfig] = Field(default_factory=default_outputs, min_length=1,
                                         description="where events go; all local")
@@ -178,12 +183,17 @@ def _bounds(info) -> str:
 
 
 def field_docs(model: type[BaseModel], indent: str = "# ") -> list[str]:
-    """One comment line per field: name, description and bounds."""
+    """One comment line per field: name, description and bounds (a nested model's fields the first time)."""
     lines = []
+    seen: set[type] = set()
     for name, info in model.model_fields.items():
         if name == "type":
             continue
         lines.append(f"{indent}{name}: {info.description or ''}{_bounds(info)}".rstrip())
+        sub = info.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel) and sub not in seen:
+            seen.add(sub)
+            lines += field_docs(sub, indent + "  ")
     return lines
 
 
@@ -193,8 +203,8 @@ def dump_defaults() -> str:
     kinds = {"source": (sources.__name__, sources.Source), "detector": (detectors.__name__, detectors.FaceDetector),
              "outputs": (outputs.__name__, outputs.Output)}
     nested = {"tracking": TrackingConfig, "models": ModelsConfig, "smoothing": SmoothingConfig,
-              "drowsiness": DrowsinessConfig, "privacy": PrivacyConfig, "faults": FaultConfig, "rules": RuleConfig,
-              "security": SecurityConfig}
+              "drowsiness": DrowsinessConfig, "attention": AttentionConfig, "privacy": PrivacyConfig,
+              "faults": FaultConfig, "rules": RuleConfig, "security": SecurityConfig}
     out = ["# edgefer monitor config: every key is optional; unknown keys are an error.",
            "# Check a file with: edgefer config --check FILE", ""]
     for key, value in data.items():

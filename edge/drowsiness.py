@@ -12,7 +12,8 @@ a yawn probability, the face box and keypoints, and the frame's brightness. From
   80 % closed, i.e. calibrated openness below 0.2;
 - **yawns** (episodes of yawn probability over a threshold lasting ``yawn_min_s``) counted per window;
 - **head drop**: how far the face centre sank below its calibrated height, in face heights (a nod);
-- **off road**: the face turned away, from the nose's offset from the eye midpoint (BlazeFace keypoints);
+- **off road**: the face turned away, from the nose's offset from the eye midpoint (BlazeFace keypoints), the
+  fallback where there is no head pose (with one, :mod:`edge.attention` times glances by zone);
 - **degraded**: too dark or a blocked lens (mean and spread of the frame's grey level).
 
 Timers use timestamps only, so replays at any frame rate give the same signals (tests replay without a clock).
@@ -90,6 +91,7 @@ class Observation:  # one frame's readings; None where there is none
     frame_height: int | None = None
     brightness: float | None = None  # mean grey level of the frame
     spread: float | None = None  # std of the grey level
+    head_pose: tuple[float, float, float] | None = None  # (yaw, pitch, roll) in degrees, AFLW2000 signs
 
 
 def _calibrate(cal: Calibration, obs: Observation, dt: float, cfg: DrowsinessConfig) -> Calibration:
@@ -173,7 +175,9 @@ def update(state: DrowsyState, obs: Observation, ts: float, cfg: DrowsinessConfi
     if obs.face_box is not None and obs.frame_height and s.calibration.head_y is not None:
         x, y, w, h = obs.face_box
         head_drop = ((y + h / 2) / obs.frame_height - s.calibration.head_y) * obs.frame_height / max(h, 1.0)
-    s = replace(s, head_drop=head_drop, off_road=_yaw(obs.keypoints))
+    # the nose-offset ratio is the fallback for a monitor without head pose; with a pose the attention rules
+    # (edge/attention.py) judge distraction, and this reads 0 so the two never raise for one look
+    s = replace(s, head_drop=head_drop, off_road=_yaw(obs.keypoints) if obs.head_pose is None else 0.0)
 
     return s
 

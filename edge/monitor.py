@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge import detectors, drowsiness, outputs, sources
+from edge import attention, detectors, drowsiness, outputs, sources
 from edge.alerts import RuleState, step
 from edge.config import ConfigError, MonitorConfig
 from edge.contract import ContractError
@@ -44,6 +44,7 @@ class FaceResult:
     expression: dict[str, float] | None = None
     eyes_open: float | None = None
     yawn: float | None = None
+    head_pose: tuple[float, float, float] | None = None  # (yaw, pitch, roll) degrees, AFLW2000 signs
 
     def label(self) -> str:
         parts = []
@@ -109,6 +110,7 @@ class Monitor:
         self.track: DriverTrack | None = None
         self.driver = DriverState()
         self.drowsy = drowsiness.DrowsyState()
+        self.attention = attention.AttentionState()
         self.rules = {rule.name: RuleState() for rule in cfg.rules}
         self.timings: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=timing_window))
         self.counts: Counter[str] = Counter()
@@ -116,7 +118,8 @@ class Monitor:
     def _check_rules(self) -> None:
         """A rule watching a signal that does not exist would never fire: refuse it at start, by name."""
         labels = self.expression.labels if self.expression is not None else []
-        known = {"no_face_s", "distress", *drowsiness.SIGNALS, *(f"expression.{lb}" for lb in labels)}
+        known = {"no_face_s", "distress", *drowsiness.SIGNALS, *attention.SIGNALS,
+                 *(f"expression.{lb}" for lb in labels)}
         for i, rule in enumerate(self.cfg.rules):
             if rule.signal in known:
                 continue
@@ -252,10 +255,13 @@ class Monitor:
             yawn=None if face is None else face.yawn,
             face_box=None if face is None else face.detection.box,
             keypoints=None if face is None else face.detection.keypoints,  # observed only, never the box guess
-            frame_height=frame.gray.shape[0], brightness=float(sample.mean()), spread=float(sample.std()))
+            frame_height=frame.gray.shape[0], brightness=float(sample.mean()), spread=float(sample.std()),
+            head_pose=None if face is None else face.head_pose)
         self.drowsy = drowsiness.update(self.drowsy, obs, frame.ts, self.cfg.drowsiness)
+        self.attention = attention.update(self.attention, obs, frame.ts, self.cfg.attention)
         signals = self.signals(frame.ts, face is not None)
         signals.update(drowsiness.signals(self.drowsy, frame.ts, self.cfg.drowsiness))
+        signals.update(attention.signals(self.attention, frame.ts, self.cfg.attention))
         events = []
         for rule in self.cfg.rules:
             self.rules[rule.name], fired = step(self.rules[rule.name], signals.get(rule.signal), frame.ts, rule)
@@ -274,6 +280,18 @@ class Monitor:
             parts = [labels.index(k) for k in DISTRESS if k in labels]
             out["distress"] = None if smoothed is None or not parts else float(sum(smoothed[i] for i in parts))
         return out
+
+    def sample(self, result: FrameResult) -> dict:
+        """One frame's readings for a signal log (``type: signals``): raw model outputs, the expression's top
+        label (smoothed), the attention zone, every rule signal and the active alerts' levels."""
+        face = result.driver
+        expression = None
+        if face is not None and self.expression is not None and self.driver.probs is not None:
+            expression = self.expression.labels[int(np.argmax(self.driver.probs))]
+        return {"ts": result.frame.ts, "face": face is not None,
+                "eyes_open": None if face is None else face.eyes_open, "yawn": None if face is None else face.yawn,
+                "expression": expression, "zone": self.attention.zone, "signals": result.signals,
+                "alerts": {name: st.level for name, st in self.rules.items() if st.level}}
 
     def describe(self) -> list[str]:
         lines = [f"detector: {self.detector.type_key} every {self.cfg.tracking.detect_every} frame(s)"]
@@ -374,6 +392,8 @@ def run(cfg: MonitorConfig, max_frames: int | None = None, on_frame: Callable[[F
             for event in result.events:
                 emit(event)
             dispatcher.retry()
+            if dispatcher.wants_signals:
+                dispatcher.signals(monitor.sample(result))
             if dispatcher.wants_frames or save_dir is not None:
                 image = frame.bgr if frame.bgr is not None else frame.gray
                 faces = [(result.driver.detection.box, result.driver.label())] if result.driver else []

@@ -1,4 +1,4 @@
-"""Local-only outputs (console, event log, GPIO, serial, overlay), one module each, found by ``type_key``.
+"""Local-only outputs (console, event log, signal log, GPIO, serial, overlay), one module each, by ``type_key``.
 
 An output's ``emit`` may raise: :class:`Dispatcher` isolates every output from the others, keeps the events a
 failed output missed and hands them over again once it works, so an alert is never lost because one output
@@ -130,6 +130,7 @@ class Dispatcher:
         self._notices: list[tuple[Event, _Slot]] = []
         self._last_ts = 0.0
         self._show_failed: set[str] = set()
+        self._observe_failed: set[str] = set()
 
     @property
     def outputs(self) -> list[Output]:
@@ -157,6 +158,26 @@ class Dispatcher:
                 self._flush(slot)
         self._broadcast_notices()
         return sum(s.delivered for s in self._slots) - before
+
+    @property
+    def wants_signals(self) -> bool:
+        """True when some output records per-frame signals (``signals``): the monitor builds samples only then."""
+        return any(callable(getattr(s.output, "observe", None)) for s in self._slots)
+
+    def signals(self, sample: dict[str, Any]) -> None:
+        """Pass one frame's signal sample to outputs that record them (``observe``); an error there is logged once
+        per failure spell and never raised: a review log must not hold up the alerts."""
+        for slot in self._slots:
+            observe = getattr(slot.output, "observe", None)
+            if not callable(observe):
+                continue
+            try:
+                observe(sample)
+                self._observe_failed.discard(slot.label)
+            except Exception as exc:
+                if slot.label not in self._observe_failed:
+                    self._observe_failed.add(slot.label)
+                    log.warning("output %s cannot record signals: %s", slot.label, exc)
 
     def show(self, frame: Any, faces: Any, alerts: Any = None) -> None:
         """Pass a frame to outputs that draw (``show``); an error there is logged once and never raised."""

@@ -70,7 +70,10 @@ class JsonlOutput(Output):
         return f"jsonl:{self.path}"
 
     def emit(self, event: Event) -> None:
-        data = (json.dumps(record(event), ensure_ascii=False, default=str) + "\n").encode()
+        self.append((json.dumps(record(event), ensure_ascii=False, default=str) + "\n").encode())
+
+    def append(self, data: bytes) -> None:
+        """Write one whole line, rotating first if it would not fit; a failed write is undone and raised."""
         try:
             fd = self._open()
             size = os.fstat(fd).st_size

@@ -1,9 +1,14 @@
 """The built-in demo: a real face photo (matplotlib's grace_hopper) placed in a synthetic car cabin, animated
 and lit like a drive, with a script that exercises the monitor: normal driving, a long eye closure, the driver
-out of view, then a dark near-infrared-like stretch. No camera, no download; timestamps come from the script
-(frame k at k / fps), so a run gives the same events however fast the machine is.
+out of view, a dark near-infrared-like stretch, then a 1.5 s check of the left mirror (which must not alarm)
+and a 5 s look down at the centre console (long enough for ``phone_use``). No camera, no download; timestamps
+come from the script (frame k at k / fps), so a run gives the same events however fast the machine is.
 
-The script is public (:data:`SCRIPT`, :func:`truth_at`) so tests and benchmarks know what the monitor should see.
+The looks turn the photo in 3-D **as a plane** (a homography, ``cv2.warpPerspective``): enough to check the chain
+(detector, pose, zones, rules), not a real head, whose nose and cheeks would move against the eyes.
+
+The script is public (:data:`SCRIPT`, :func:`truth_at`, :func:`pose_at`) so tests and benchmarks know what the
+monitor should see.
 """
 
 from __future__ import annotations
@@ -30,6 +35,15 @@ class Segment:
     face: Literal["visible", "hidden"]
     light: Literal["day", "night"]
     label: str
+    look: Literal["road", "left_mirror", "centre_console"] = "road"
+
+
+#: Where each look turns the head: (yaw, pitch) in degrees, AFLW2000 signs (yaw + the driver's right, pitch + up),
+#: relative to the straight-ahead photo; the demo is a left-hand-drive car. The head turns in and out in TURN_S.
+LOOKS = {"road": (0.0, 0.0), "left_mirror": (-45.0, -2.0), "centre_console": (32.0, -32.0)}
+TURN_S = 0.3
+#: The demo camera's focal length as a share of the frame width (about 60 degrees across).
+FOCAL = 0.9
 
 
 #: One pass of the demo; times in seconds.
@@ -39,6 +53,11 @@ SCRIPT = (
     Segment(11.5, 15.0, "open", "visible", "day", "driving"),
     Segment(15.0, 20.0, "open", "hidden", "day", "driver out of view 5 s"),
     Segment(20.0, 30.0, "open", "visible", "night", "night, near-infrared-like light"),
+    Segment(30.0, 34.0, "open", "visible", "day", "driving"),
+    Segment(34.0, 35.5, "open", "visible", "day", "left mirror check 1.5 s (no alert)", "left_mirror"),
+    Segment(35.5, 39.0, "open", "visible", "day", "driving"),
+    Segment(39.0, 44.0, "open", "visible", "day", "looking down at the centre console 5 s (phone)", "centre_console"),
+    Segment(44.0, 48.0, "open", "visible", "day", "driving"),
 )
 SCRIPT_LENGTH_S = SCRIPT[-1].end_s
 
@@ -46,6 +65,35 @@ SCRIPT_LENGTH_S = SCRIPT[-1].end_s
 def truth_at(t: float) -> Segment:
     t = t % SCRIPT_LENGTH_S
     return next(s for s in SCRIPT if s.start_s <= t < s.end_s)
+
+
+def _roll(t: float) -> float:
+    return 4.0 * math.sin(2 * math.pi * t / 7.0)  # gentle head roll, degrees counter-clockwise on screen
+
+
+def pose_at(t: float) -> tuple[float, float, float] | None:
+    """The head pose the demo renders at ``t``: (yaw, pitch, roll) in degrees, AFLW2000 signs (roll + is
+    clockwise on screen); None while the face is hidden."""
+    seg = truth_at(t)
+    if seg.face != "visible":
+        return None
+    yaw, pitch = LOOKS[seg.look]
+    local = t % SCRIPT_LENGTH_S
+    ramp = min(1.0, max(0.0, min(local - seg.start_s, seg.end_s - local) / TURN_S))
+    ramp = 0.5 - 0.5 * math.cos(math.pi * ramp)
+    return yaw * ramp, pitch * ramp, -_roll(t)
+
+
+def plane_turn(yaw: float, pitch: float, centre: tuple[float, float], focal: float) -> np.ndarray:
+    """The homography that turns an image plane about ``centre`` by yaw (about the vertical axis) and pitch (about
+    the horizontal one), AFLW2000 signs, seen by a pinhole camera of ``focal`` pixels at that distance."""
+    a, b = math.radians(yaw), math.radians(pitch)
+    rot_yaw = np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+    rot_pitch = np.array([[1, 0, 0], [0, math.cos(b), math.sin(b)], [0, -math.sin(b), math.cos(b)]])
+    r = rot_yaw @ rot_pitch
+    k = np.array([[focal, 0, centre[0]], [0, focal, centre[1]], [0, 0, 1]])
+    to_centre = np.array([[1, 0, -centre[0]], [0, 1, -centre[1]], [0, 0, 1]])
+    return k @ np.column_stack([r[:, 0], r[:, 1], [0, 0, focal]]) @ to_centre
 
 
 class DemoConfig(SourceConfig):
@@ -150,7 +198,7 @@ class DemoSource(Source):
         frame = self.background.copy()
         if seg.face == "visible":
             head = self.closed_head if seg.eyes == "closed" else self.open_head
-            angle = 4.0 * math.sin(2 * math.pi * t / 7.0)  # gentle head roll
+            angle = _roll(t)
             scale = self.scale * (1.0 + 0.04 * math.sin(2 * math.pi * t / 5.0))
             cx = cfg.width * (0.45 + 0.04 * math.sin(2 * math.pi * t / 9.0))
             cy = cfg.height * (0.5 + 0.02 * math.sin(2 * math.pi * t / 3.0))
@@ -158,8 +206,14 @@ class DemoSource(Source):
             m[0, 2] += cx - self.face_centre[0]
             m[1, 2] += cy - self.face_centre[1]
             size = (cfg.width, cfg.height)
-            face = cv2.warpAffine(head.astype(np.float32), m, size, flags=cv2.INTER_LINEAR)
-            alpha = cv2.warpAffine(self.alpha, m, size, flags=cv2.INTER_LINEAR)
+            pose = pose_at(t)
+            if pose is not None and (pose[0] or pose[1]):  # a look: the photo turned in 3-D as a plane
+                h = plane_turn(pose[0], pose[1], (cx, cy), FOCAL * cfg.width) @ np.vstack([m, [0, 0, 1]])
+                face = cv2.warpPerspective(head.astype(np.float32), h, size, flags=cv2.INTER_LINEAR)
+                alpha = cv2.warpPerspective(self.alpha, h, size, flags=cv2.INTER_LINEAR)
+            else:
+                face = cv2.warpAffine(head.astype(np.float32), m, size, flags=cv2.INTER_LINEAR)
+                alpha = cv2.warpAffine(self.alpha, m, size, flags=cv2.INTER_LINEAR)
             frame = alpha * face + (1 - alpha) * frame
         if seg.light == "night":  # IR illuminator: flat, dim, noisy, glowing skin
             frame = 0.55 * frame + 20
