@@ -141,3 +141,12 @@ def test_shards_tile_the_rows_in_whole_blocks():
         assert bounds[0][0] == 0 and bounds[-1][1] == n
         assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
         assert all(lo % 512 == 0 for lo, hi in bounds if hi > lo)
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused(monkeypatch, tmp_path):
+    from compile import train as train_mod
+    from compile.train import TrainConfig
+
+    monkeypatch.setattr(distributed, "context", lambda: distributed.Context(rank=0, world=3))
+    with pytest.raises(ValueError, match="batch size 64 does not split evenly over 3 processes"):
+        train_mod.fit(None, None, None, TrainConfig(batch_size=64), tmp_path)
