@@ -46,10 +46,11 @@ def ddp_run(fer_files, tmp_path_factory) -> dict:
     assert main(["teacher", "--data", str(paths["csv"]), "--out", str(paths["soft"]), *TEACHER_ARGS,
                  "--stop-after-epoch", "1"]) == 0
     assert not paths["soft"].exists()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            str(HERE / "ddp_worker.py"), str(paths["csv"]), str(paths["soft"]), str(paths["fit"])],
-                          env=env, capture_output=True, text=True, timeout=300)
+                          env=env, cwd=HERE.parent, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return paths
 
