@@ -46,10 +46,11 @@ def ddp_run(fer_files, tmp_path_factory) -> dict:
     assert main(["teacher", "--data", str(paths["csv"]), "--out", str(paths["soft"]), *TEACHER_ARGS,
                  "--stop-after-epoch", "1"]) == 0
     assert not paths["soft"].exists()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            str(HERE / "ddp_worker.py"), str(paths["csv"]), str(paths["soft"]), str(paths["fit"])],
-                          env=env, capture_output=True, text=True, timeout=300)
+                          env=env, cwd=HERE.parent, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return paths
 
@@ -141,3 +142,12 @@ def test_shards_tile_the_rows_in_whole_blocks():
         assert bounds[0][0] == 0 and bounds[-1][1] == n
         assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
         assert all(lo % 512 == 0 for lo, hi in bounds if hi > lo)
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused(monkeypatch, tmp_path):
+    from compile import train as train_mod
+    from compile.train import TrainConfig
+
+    monkeypatch.setattr(distributed, "context", lambda: distributed.Context(rank=0, world=3))
+    with pytest.raises(ValueError, match="batch size 64 does not split evenly over 3 processes"):
+        train_mod.fit(None, None, None, TrainConfig(batch_size=64), tmp_path)
