@@ -185,6 +185,8 @@ class FaceMeshPose:
         if 1404 not in outs:
             raise ContractError(f"{self.path}: no 468 x 3 landmark output")
         self._landmarks = outs[1404]
+        self._face = outs.get(1)
+        self.face_logit: float | None = None  # FaceMesh's "is this a face" logit of the latest call
 
     def landmarks(self, gray: np.ndarray, det: Detection) -> np.ndarray:
         """468 landmarks [x, y, z] in frame pixels (z: depth, the same scale, smaller is nearer the camera)."""
@@ -194,6 +196,8 @@ class FaceMeshPose:
         self.interpreter.set_tensor(self._in, tensor)
         self.interpreter.invoke()
         raw = self.interpreter.get_tensor(self._landmarks).reshape(468, 3).astype(np.float64)
+        if self._face is not None:
+            self.face_logit = float(self.interpreter.get_tensor(self._face).reshape(-1)[0])
         back = cv2.invertAffineTransform(roi.matrix(FACEMESH_SIZE))
         xy = raw[:, :2] @ back[:, :2].T + back[:, 2]
         return np.concatenate([xy, raw[:, 2:] * (roi.side / FACEMESH_SIZE)], axis=1)
