@@ -155,7 +155,7 @@ def train(model: nn.Module, data: PoseSet, weights: np.ndarray, val_images: np.n
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss)
+            total += loss.item()
         score = float(val_score(predict(model, val_images)))
         history.append({"epoch": epoch + 1, "loss": total / steps_per_epoch, "val": score, "s": time.time() - t0})
         if score < best:
