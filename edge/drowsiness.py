@@ -91,7 +91,7 @@ class Observation:  # one frame's readings; None where there is none
     frame_height: int | None = None
     brightness: float | None = None  # mean grey level of the frame
     spread: float | None = None  # std of the grey level
-    head_pose: tuple[float, float, float] | None = None  # (yaw, pitch, roll) in degrees, AFLW2000 signs
+    head_pose: tuple[float, float, float] | None = None  # (yaw, pitch, roll) degrees, AFLW2000's signs (edge.headpose)
 
 
 def _calibrate(cal: Calibration, obs: Observation, dt: float, cfg: DrowsinessConfig) -> Calibration:

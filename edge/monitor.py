@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge import attention, detectors, drowsiness, outputs, sources
+from edge import attention, detectors, drowsiness, headpose, outputs, sources
 from edge.alerts import RuleState, step
 from edge.config import ConfigError, MonitorConfig
 from edge.contract import ContractError
@@ -35,7 +35,7 @@ log = logging.getLogger("edgefer.monitor")
 
 #: Expressions whose sum is the ``distress`` signal.
 DISTRESS = ("fear", "sad")
-STAGES = ("read", "detect", "crop", "infer", "state", "output")
+STAGES = ("read", "detect", "crop", "infer", "pose", "state", "output")
 
 
 @dataclass
@@ -44,7 +44,7 @@ class FaceResult:
     expression: dict[str, float] | None = None
     eyes_open: float | None = None
     yawn: float | None = None
-    head_pose: tuple[float, float, float] | None = None  # (yaw, pitch, roll) degrees, AFLW2000 signs
+    head_pose: tuple[float, float, float] | None = None  # (yaw, pitch, roll) degrees, see edge.headpose
 
     def label(self) -> str:
         parts = []
@@ -55,11 +55,15 @@ class FaceResult:
             parts.append(f"eyes {self.eyes_open:.2f}")
         if self.yawn is not None:
             parts.append(f"yawn {self.yawn:.2f}")
+        if self.head_pose is not None:
+            parts.append("yaw {:.0f} pitch {:.0f}".format(*self.head_pose[:2]))
         return " ".join(parts) or "face"
 
     def to_json(self) -> dict:
         return {"box": [round(v, 1) for v in self.detection.box], "score": round(self.detection.score, 4),
-                "expression": self.expression, "eyes_open": self.eyes_open, "yawn": self.yawn}
+                "expression": self.expression, "eyes_open": self.eyes_open, "yawn": self.yawn,
+                "head_pose": None if self.head_pose is None else
+                dict(zip(("yaw", "pitch", "roll"), (round(a, 1) for a in self.head_pose), strict=True))}
 
 
 @dataclass
@@ -84,6 +88,18 @@ def optional_model(name: str | None, threads: int, backend: str | None, what: st
     return Classifier(name, backend=backend, threads=threads, trust=trust)
 
 
+def optional_head_pose(name: str | None, threads: int, backend: str | None,
+                       trust: TrustPolicy | None = None) -> headpose.Estimator | None:
+    """The head-pose estimator the config names; a shipped name that is not shipped is skipped with a note."""
+    if name is None:
+        return None
+    if not name.startswith("facemesh") and Path(name).suffix not in (".tflite", ".onnx") and \
+            not (models_dir() / f"{name}.tflite").is_file():
+        log.warning("no head-pose model %r is shipped; head pose stays empty", name)
+        return None
+    return headpose.create(name, backend=backend, threads=threads, trust=trust)
+
+
 def valid_frame(frame: Frame) -> bool:
     g = frame.gray
     return isinstance(g, np.ndarray) and g.dtype == np.uint8 and g.ndim == 2 and min(g.shape) >= 16
@@ -106,6 +122,7 @@ class Monitor:
         self.expression = optional_model(m.expression, m.threads, m.backend, "expression", self.trust)
         self.eye_state = optional_model(m.eye_state, m.threads, m.backend, "eye-state", self.trust)
         self.yawn = optional_model(m.yawn, m.threads, m.backend, "yawn", self.trust)
+        self.head_pose = optional_head_pose(m.head_pose, m.threads, m.backend, self.trust)
         self._check_rules()
         self.track: DriverTrack | None = None
         self.driver = DriverState()
@@ -185,6 +202,10 @@ class Monitor:
                     result.yawn = float(p[self.yawn.labels.index(positive[0])]) if positive else float(p[-1])
         self.timings["crop"].append(crop_ms)
         self.timings["infer"].append(infer_ms)
+        if self.head_pose is not None:
+            t = time.perf_counter()
+            result.head_pose = self.head_pose.estimate(gray, det)
+            self.timings["pose"].append((time.perf_counter() - t) * 1000.0)
         if rounded:
             if result.expression is not None:
                 result.expression = {k: round(v, 4) for k, v in result.expression.items()}
@@ -297,6 +318,7 @@ class Monitor:
         lines = [f"detector: {self.detector.type_key} every {self.cfg.tracking.detect_every} frame(s)"]
         for what, model in (("expression", self.expression), ("eye state", self.eye_state), ("yawn", self.yawn)):
             lines.append(f"{what}: {model.backend.describe() if model else 'off'}")
+        lines.append(self.head_pose.describe() if self.head_pose is not None else "head pose: off")
         if self.trust.enforced:  # a checkout without a key says nothing: its start line stays as it was
             lines.append(self.trust.describe())
         return lines

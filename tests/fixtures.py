@@ -189,3 +189,25 @@ def write_rafdb(root: Path, per_class: int, seed: int = 0) -> list[tuple[str, in
         w.writerow(["image", "label_id", "label"])
         w.writerows(rows)
     return rows
+
+
+def turned_face(image: np.ndarray, box: tuple[float, float, float, float], yaw: float = 0.0,
+                pitch: float = 0.0) -> np.ndarray:
+    """A face photo turned in 3-D by ``yaw`` / ``pitch`` degrees (edge.headpose's signs: yaw > 0 turns the face
+    towards the image's left, pitch > 0 up): the face box is wrapped round a vertical cylinder (for yaw) and a
+    horizontal one (for pitch) of the box's half-width, turned, and seen from far away (orthographic). Outside
+    the cylinder the photo is unchanged. A flat card turned in 3-D looks to a landmark model like a narrower
+    frontal face; on a cylinder the eyes, nose and mouth slide towards the turn as on a real head."""
+    h, w = image.shape[:2]
+    x, y, bw, bh = box
+    cx, cy, radius = x + bw / 2, y + bh / 2, 0.5 * max(bw, bh)
+    map_x, map_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    for angle, coord, centre in ((yaw, map_x, cx), (pitch, map_y, cy)):
+        if angle == 0.0:
+            continue
+        offset = (coord - centre) / radius
+        inside = np.abs(offset) < 1.0
+        theta = np.arcsin(np.clip(offset, -1.0, 1.0)) + np.radians(angle)
+        source = centre + radius * np.sin(np.clip(theta, -np.pi / 2, np.pi / 2))
+        coord[...] = np.where(inside, source, coord)
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

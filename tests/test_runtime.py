@@ -204,7 +204,7 @@ def test_analyze_json_contract_driver_first():
     result = json.loads(proc.stdout.splitlines()[0])
     assert result["path"].endswith("grace_hopper.jpg")
     face = result["faces"][0]
-    assert set(face) == {"box", "score", "expression", "eyes_open", "yawn"}
+    assert set(face) == {"box", "score", "expression", "eyes_open", "yawn", "head_pose"}
     assert len(face["box"]) == 4 and abs(sum(face["expression"].values()) - 1) < 0.01
 
 
