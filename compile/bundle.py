@@ -165,7 +165,7 @@ def check_wheelhouse(board: Board, requirements: list[str], wheelhouse: Path, st
 
 
 #: The shipped models a board bundle compiles when no --models folder is given.
-SHIPPED_MODELS = ("fer-student", "eye-state", "yawn")
+SHIPPED_MODELS = ("fer-student", "eye-state", "yawn", "head-pose")
 
 
 def sign_models(folder: Path, private_key) -> list[str]:

@@ -227,7 +227,7 @@ def test_signed_bundle_carries_key_signatures_and_every_model(signed_bundle, fle
         assert tar.extractfile("edgefer-rpi/trusted.pub").read() == fleet_keys["public"].read_bytes()
         config = tar.extractfile("edgefer-rpi/config/config.yaml").read().decode()
         install = tar.extractfile("edgefer-rpi/install.sh").read().decode()
-    for model in ("fer-student", "eye-state", "yawn"):  # the rpi config names all three under /opt/edgefer/models
+    for model in ("fer-student", "eye-state", "yawn", "head-pose"):  # the rpi config names them under /opt/edgefer
         assert {f"edgefer-rpi/models/{model}.tflite", f"edgefer-rpi/models/{model}.tflite.sig"} <= names
         assert f"/opt/edgefer/models/{model}.tflite" in config
     assert "edgefer-rpi/SHA256SUMS.sig" in names and read_manifest(signed_bundle)["signed_by"] == fleet_keys["id"]

@@ -41,11 +41,11 @@ def keys(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture
 def signed_models(tmp_path, keys) -> Path:
-    """The three shipped models copied to tmp_path and signed with the fleet key."""
+    """The four shipped models copied to tmp_path and signed with the fleet key."""
     folder = tmp_path / "models"
     folder.mkdir()
     key = load_private_key(keys["private"])
-    for name in ("fer-student", "eye-state", "yawn"):
+    for name in ("fer-student", "eye-state", "yawn", "head-pose"):
         for suffix in (".tflite", ".json"):
             shutil.copyfile(models_dir() / f"{name}{suffix}", folder / f"{name}{suffix}")
         sign_model(folder / f"{name}.tflite", key)
@@ -191,7 +191,8 @@ def test_no_key_means_no_checks_and_the_device_key_means_checks(tmp_path, keys, 
 
 def _monitor_config(models: Path, key: Path, **security):
     return validate({"models": {name: str(models / f"{file}.tflite") for name, file in
-                                (("expression", "fer-student"), ("eye_state", "eye-state"), ("yawn", "yawn"))},
+                                (("expression", "fer-student"), ("eye_state", "eye-state"), ("yawn", "yawn"),
+                                 ("head_pose", "head-pose"))},
                      "security": {"trusted_key": str(key), **security}})
 
 
@@ -199,7 +200,7 @@ def test_monitor_loads_signed_models_and_refuses_a_tampered_one(signed_models, k
     from edge.monitor import Monitor
 
     monitor = Monitor(_monitor_config(signed_models, keys["public"]))
-    assert f"signatures: ed25519 key {keys['id']} (3 model(s) verified)" in monitor.describe()
+    assert f"signatures: ed25519 key {keys['id']} (4 model(s) verified)" in monitor.describe()
     _flip(signed_models / "eye-state.json", 40)
     with pytest.raises(ContractError, match=r"eye-state.json"):
         Monitor(_monitor_config(signed_models, keys["public"]))
