@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from compile import headpose as hp  # noqa: E402
-from compile.headpose_data import labelled_face, read_aflw, read_gray  # noqa: E402
+from compile.data.aflw2000 import labelled_face, read_aflw, read_gray  # noqa: E402
 from compile.nets import count_macs  # noqa: E402
 from compile.quantize import convert_int8, export_onnx, run_onnx, run_tflite, tflite_ops  # noqa: E402
 from compile.recipe import latency_ms  # noqa: E402

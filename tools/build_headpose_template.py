@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compile.headpose_data import labelled_face, read_aflw, read_gray
+from compile.data.aflw2000 import labelled_face, read_aflw, read_gray
 from edge import detectors
 from edge.headpose import TEMPLATE_FILE, FaceMeshPose, normalised, rotation_matrix
 from edge.models import models_dir

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from compile.headpose_data import labelled_face, read_aflw, read_gray
+from compile.data.aflw2000 import labelled_face, read_aflw, read_gray
 from edge import detectors, headpose
 from edge.bench import governor_warning, machine_line
 from edge.detectors import Detection

@@ -7,6 +7,8 @@
   train/val/test by a hash of the face, never by patch,
 - :mod:`~compile.data.rafdb`: RAF-DB's basic-emotion training split (``labels.csv`` + ``train/``), with a hashed,
   stratified validation slice (its test split is held out and never read),
+- :mod:`~compile.data.aflw2000`: AFLW2000-3D head poses (``pose.csv``: yaw, pitch, roll and 68 landmarks per
+  image, with its own train/val split column) for the head-pose student and its evaluation,
 - :mod:`~compile.data.yawdd`: a yawn frame list ``ROOT/frames.csv`` (YawDD frames): the runtime's face detector
   finds the mouth, the runtime's crop cuts it; split by a hash of the session group.
 
