@@ -32,6 +32,7 @@ import resource
 import select
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -360,18 +361,21 @@ def soak(hours: float, camera_cfg: dict, camera: Schedule, disk: Schedule, seria
             clock.now += seconds
             faults.at(clock.now)
 
-        rss: list[tuple[float, float, float]] = []
+        rss: list[tuple[float, float, float, int]] = []
         wall0 = time.perf_counter()
 
         def on_frame(result) -> None:
             if result.frame.index % rss_every == 0:
                 rss.append((round(result.frame.ts / 3600, 4), round(rss_mb(), 2),
-                            round(time.perf_counter() - wall0, 1)))
+                            round(time.perf_counter() - wall0, 1), dispatcher.emitted.count))
 
         summary = run(cfg, on_frame=on_frame, dispatcher=dispatcher, sleep=sleep)
         faults.at(clock.now)
         wall_s = time.perf_counter() - wall0
-        rss.append((round(clock.now / 3600, 4), round(rss_mb(), 2), round(wall_s, 1)))
+        # what run() keeps on purpose: the latest events (RunSummary.events, at most 10,000); RSS grows with it
+        history = {"events_held": len(summary.events), "max_events": summary.events.maxlen,
+                   "mb": round(deep_size(summary.events) / 1e6, 2)}
+        rss.append((round(clock.now / 3600, 4), round(rss_mb(), 2), round(wall_s, 1), dispatcher.emitted.count))
         pending_at_end = {k: v["pending"] for k, v in dispatcher.stats().items()}
         dispatcher.close()
         time.sleep(0.2)
@@ -393,8 +397,8 @@ def soak(hours: float, camera_cfg: dict, camera: Schedule, disk: Schedule, seria
         subprocess.run(["umount", str(log_fs)], check=False)
 
     camera_rec = [{**o, "recovery_s": round(o["reopened_s"] - o["back_s"], 3)} for o in source.outages]
-    values = [r[1] for r in rss]
-    after_1h = [r[1] for r in rss if r[0] >= 1.0]
+    values = [r[1] for r in rss[:-1]]  # while the monitor ran (the last sample is after run() returned)
+    after_1h = [r[1] for r in rss[:-1] if r[0] >= 1.0]
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {cpu_name()}",
         "stream_hours": hours, "stream_hours_run": round(clock.now / 3600, 4),
@@ -404,14 +408,27 @@ def soak(hours: float, camera_cfg: dict, camera: Schedule, disk: Schedule, seria
         "tmpfs_kib": tmpfs_kib, "log_files_at_end": log_files,
         "rss_mb": {"first": values[0], "min": min(values), "max": max(values),
                    "after_1h_min": min(after_1h, default=None), "after_1h_max": max(after_1h, default=None),
+                   "after_run": rss[-1][1],
                    "peak_ru_maxrss": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)},
-        "rss_samples_h_mb_wall_s": rss,
+        "rss_samples_h_mb_wall_s_events": rss, "event_history": history,
         "monitor_events_emitted": dispatcher.emitted.count,
         "outputs": result_outputs,
         "recovery": {"camera": camera_rec, **faults.records},
         "summary": {"reconnects": summary.reconnects, "bad_frames": summary.bad_frames, "faces": summary.faces},
         "ok": all(o["equal"] and o["pending"] == 0 and o["dropped"] == 0 for o in result_outputs.values()),
     }
+
+
+def deep_size(events) -> int:
+    """Bytes held by a collection of events: the container, each event, its fields (shared strings once)."""
+    seen: set[int] = set()
+    total = sys.getsizeof(events)
+    for event in events:
+        for obj in (event, vars(event), *vars(event).values()):
+            if id(obj) not in seen:
+                seen.add(id(obj))
+                total += sys.getsizeof(obj)
+    return total
 
 
 def cpu_name() -> str:
@@ -436,8 +453,8 @@ def plot(result: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    hours = [r[0] for r in result["rss_samples_h_mb_wall_s"]]
-    rss = [r[1] for r in result["rss_samples_h_mb_wall_s"]]
+    hours = [r[0] for r in result["rss_samples_h_mb_wall_s_events"]][:-1]  # the last: after run() returned
+    rss = [r[1] for r in result["rss_samples_h_mb_wall_s_events"]][:-1]
     fig, ax = plt.subplots(figsize=(10, 4.2))
     ax.plot(hours, rss, color="black", lw=1.2, label="RSS (VmRSS)")
     colours = {"camera": "tab:red", "disk": "tab:blue", "serial": "tab:green"}
@@ -493,7 +510,7 @@ def main() -> None:
         Path(args.json).write_text(text + "\n")
     if args.plot:
         plot(result, args.plot)
-    brief = {k: v for k, v in result.items() if k not in ("rss_samples_h_mb_wall_s", "recovery")}
+    brief = {k: v for k, v in result.items() if k not in ("rss_samples_h_mb_wall_s_events", "recovery")}
     print(json.dumps(brief, indent=1))
     if not result["ok"]:
         raise SystemExit("events were lost or are still pending: see outputs")
