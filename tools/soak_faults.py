@@ -453,13 +453,18 @@ def plot(result: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    hours = [r[0] for r in result["rss_samples_h_mb_wall_s_events"]][:-1]  # the last: after run() returned
-    rss = [r[1] for r in result["rss_samples_h_mb_wall_s_events"]][:-1]
+    samples = result["rss_samples_h_mb_wall_s_events"][:-1]  # the last one is after run() returned
+    hours = [r[0] for r in samples]
+    rss = [r[1] for r in samples]
+    history = result["event_history"]
+    per_event_mb = history["mb"] / max(history["events_held"], 1)
     fig, ax = plt.subplots(figsize=(10, 4.2))
     ax.plot(hours, rss, color="black", lw=1.2, label="RSS (VmRSS)")
+    ax.plot(hours, [r[1] - min(r[3], history["max_events"]) * per_event_mb for r in samples], color="black",
+            lw=1.0, ls="--", label=f"RSS less the event history run() keeps ({per_event_mb * 1e6:.0f} B/event)")
     colours = {"camera": "tab:red", "disk": "tab:blue", "serial": "tab:green"}
     labels = {"camera": "camera lost", "disk": "log disk full", "serial": "serial port gone"}
-    lo, hi = min(rss) - 2, max(rss) + 2
+    lo, hi = min(rss) - 4, max(rss) + 2
     for what, rows in result["recovery"].items():
         for i, r in enumerate(rows):
             start = r.get("lost_s", r.get("start_s"))
