@@ -15,12 +15,12 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from edge import config, sources
-from edge.contract import ContractError
+from edge.contract import ContractError, CropSpec, InputSpec, ModelContract, OutputSpec
 from edge.models import Classifier, models_dir
 from edge.monitor import Monitor, run, valid_frame
 from edge.outputs import Dispatcher
@@ -226,7 +226,7 @@ def events_of(frames: list[Frame]) -> tuple[list[tuple], int]:
     return alerts, summary.bad_frames
 
 
-@settings(max_examples=4, suppress_health_check=[HealthCheck.too_slow])  # a whole run per example (~1-2 s)
+@settings(max_examples=4)  # each example is a whole monitor run (~1-2 s here)
 @given(bad=BAD_FRAMES)
 @example(bad=[(20, ("clock", math.nan))])  # a NaN clock was taken as a frame time: no alert after it
 @example(bad=[(0, ("pixels", None))])  # bad_frame_report_every: 1 reported no bad frame at all (n % 1 == 1)
@@ -350,15 +350,7 @@ def reference_model() -> Classifier:
     return _REFERENCE[0]
 
 
-@settings(max_examples=60)
-@given(path=st.sampled_from(SIDECAR_PATHS), value=NEARBY, delete=st.booleans())
-@example(path=("labels",), value=["angry", "angry", "fear", "happy", "sad", "surprise", "neutral"], delete=False)
-@example(path=("output", "dtype"), value="float32", delete=False)  # int8 outputs read as floats: silent garbage
-@example(path=("output", "scale"), value=math.inf, delete=False)  # inf probabilities
-@example(path=("format",), value="onnx", delete=False)  # a .tflite handed to onnxruntime
-@example(path=("output", "kind"), value="probabilities", delete=False)  # logits read as probabilities
-@example(path=("task",), value="eye_state", delete=False)  # no 'open' label: the monitor's lookup would fail
-def test_a_mutated_sidecar_is_refused_by_name_or_still_right(model_dir, path, value, delete):
+def check_mutated_sidecar(model_dir: Path, path: tuple, value, delete: bool) -> None:
     raw = copy.deepcopy(SIDECAR)
     parent = raw
     for k in path[:-1]:
@@ -380,3 +372,28 @@ def test_a_mutated_sidecar_is_refused_by_name_or_still_right(model_dir, path, va
     reference = reference_model().probabilities(crop)
     if path[0] in ("input", "output", "labels"):  # what the sidecar says about the tensors still holds
         np.testing.assert_allclose(probs, reference, atol=1e-6)
+
+
+@settings(max_examples=30)
+@given(path=st.sampled_from(SIDECAR_PATHS), value=NEARBY, delete=st.booleans())
+@example(path=("labels",), value=["angry", "angry", "fear", "happy", "sad", "surprise", "neutral"], delete=False)
+@example(path=("output", "dtype"), value="float32", delete=False)  # int8 outputs read as floats: silent garbage
+@example(path=("output", "scale"), value=math.inf, delete=False)  # inf probabilities
+@example(path=("format",), value="onnx", delete=False)  # a .tflite handed to onnxruntime
+@example(path=("output", "kind"), value="probabilities", delete=False)  # logits read as probabilities
+@example(path=("task",), value="eye_state", delete=False)  # no 'open' label: the monitor's lookup would fail
+def test_a_mutated_sidecar_is_refused_by_name_or_still_right(model_dir, path, value, delete):
+    check_mutated_sidecar(model_dir, path, value, delete)
+
+
+#: every field of the contract's schema (and one label), each mutated in turn
+SCHEMA_FIELDS = ([(k,) for k in ModelContract.model_fields] + [("input", k) for k in InputSpec.model_fields]
+                 + [("output", k) for k in OutputSpec.model_fields] + [("crop", k) for k in CropSpec.model_fields]
+                 + [("labels", 0)])
+
+
+@pytest.mark.parametrize("path", SCHEMA_FIELDS, ids=lambda p: ".".join(map(str, p)))
+@settings(max_examples=5)
+@given(value=NEARBY, delete=st.booleans())
+def test_every_sidecar_field_mutated_is_refused_by_name_or_still_right(model_dir, path, value, delete):
+    check_mutated_sidecar(model_dir, path, value, delete)
