@@ -90,10 +90,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def analyze_paths(paths: list[str], cfg) -> list[dict]:
     """One result per image (folders searched recursively): every face, the driver first."""
-    import cv2
-
     from edge.monitor import Monitor
-    from edge.sources.folder import list_images
+    from edge.sources.folder import list_images, read_image
 
     monitor = Monitor(cfg)
     results = []
@@ -102,11 +100,11 @@ def analyze_paths(paths: list[str], cfg) -> list[dict]:
         if not root.exists():
             raise FileNotFoundError(f"{root}: no such file or folder")
         for path in list_images(root):
-            gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-            if gray is None:
+            image = read_image(path, grey_only=True)
+            if image is None:
                 results.append({"path": str(path), "error": "not a readable image", "faces": []})
                 continue
-            results.append({"path": str(path), "faces": [f.to_json() for f in monitor.faces(gray)]})
+            results.append({"path": str(path), "faces": [f.to_json() for f in monitor.faces(image[0])]})
     return results
 
 

@@ -7,6 +7,8 @@ told apart by ``type``; unknown keys are rejected everywhere, and an error names
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Union
 
@@ -122,19 +124,40 @@ class MonitorConfig(BaseModel):
                                                                                  "(signatures)")
 
 
+def _field_name(part: str | int) -> str:
+    # a key with a line break or other control characters is quoted, so each error stays on one line
+    return str(part) if isinstance(part, int) or (part.isprintable() and part) else repr(part)
+
+
 def _describe_errors(exc: ValidationError, where: str) -> str:
     lines = []
     for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        field = ".".join(_field_name(p) for p in err["loc"]) or "(top level)"
         lines.append(f"{where}: {field}: {err['msg']}")
     return "\n".join(lines)
 
 
+def _nan_fields(value: Any, field: str = "") -> Iterator[str]:
+    if isinstance(value, float) and math.isnan(value):
+        yield field or "(top level)"
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _nan_fields(v, f"{field}.{k}" if field else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _nan_fields(v, f"{field}.{i}" if field else str(i))
+
+
 def validate(raw: dict, where: str = "config") -> MonitorConfig:
     try:
-        return MonitorConfig.model_validate(raw)
+        cfg = MonitorConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe_errors(exc, where)) from None
+    # YAML's .nan passes every unbounded float field, and a rule with a NaN threshold would never fire
+    nan = list(_nan_fields(cfg.model_dump()))
+    if nan:
+        raise ConfigError("\n".join(f"{where}: {field}: NaN is not a number; write a value" for field in nan))
+    return cfg
 
 
 def load(path: str | Path | None = None, overrides: dict | None = None) -> MonitorConfig:
@@ -147,9 +170,15 @@ def load(path: str | Path | None = None, overrides: dict | None = None) -> Monit
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
-            loaded = yaml.safe_load(path.read_text())
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+        try:
+            loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        except (ValueError, RecursionError) as exc:  # a date like 2021-02-30; nesting deeper than Python's stack
+            raise ConfigError(f"{path}: a value YAML cannot read ({type(exc).__name__}: {exc})") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of settings, got {type(loaded).__name__}")
         raw = loaded or {}

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -92,6 +92,20 @@ class ModelContract(BaseModel):
             raise ValueError(f"schema_version {v} is not supported (this runtime reads {SCHEMA_VERSION})")
         return v
 
+    @field_validator("labels")
+    @classmethod
+    def _distinct_labels(cls, labels: list[str]) -> list[str]:
+        # outputs are looked up by label: a repeated or empty one would shift every probability after it
+        if len(set(labels)) != len(labels) or not all(labels):
+            raise ValueError(f"labels must be distinct and non-empty, got {labels}")
+        return labels
+
+    @model_validator(mode="after")
+    def _task_labels(self) -> ModelContract:
+        if self.task == "eye_state" and "open" not in self.labels:  # the monitor reads p(open)
+            raise ValueError(f"an eye_state model needs an 'open' label, got {self.labels}")
+        return self
+
 
 def sha256_of(path: str | Path) -> str:
     digest = hashlib.sha256()
@@ -126,6 +140,9 @@ def load_contract(model_path: str | Path, verify: bool = True) -> ModelContract:
     contract = read_contract(sidecar_path(model_path))
     if not model_path.is_file():
         raise ContractError(f"{model_path}: model file missing (its sidecar names {contract.file})")
+    if model_path.suffix != f".{contract.format}":
+        raise ContractError(f"{model_path}: the sidecar says format {contract.format!r}, the file is "
+                            f"{model_path.suffix or 'without a suffix'}")
     if verify:
         size = model_path.stat().st_size
         if size != contract.bytes:

@@ -58,6 +58,12 @@ class Classifier:
         self.contract: ModelContract = load_contract(self.path)
         options = {"threads": threads or self.contract.threads or 1}
         self.backend = backends.for_model(self.path, self.contract, prefer=backend, **options)
+        if self.contract.output.kind == "probabilities":  # else every downstream threshold reads garbage
+            h, w = self.contract.input.height, self.contract.input.width
+            probe = self.backend.infer(np.full((1, h, w), 128, np.uint8))[0]
+            if not (np.isfinite(probe).all() and probe.min() >= -1e-3 and abs(float(probe.sum()) - 1.0) < 0.02):
+                raise ContractError(f"{self.path}: the sidecar says the outputs are probabilities, but they are "
+                                    f"not (they sum to {float(probe.sum()):.3g}): is output.kind right?")
 
     @property
     def labels(self) -> list[str]:

@@ -8,6 +8,8 @@ wires plugins to it and keeps the loop alive through bad frames, a lost camera a
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
@@ -101,8 +103,11 @@ def optional_head_pose(name: str | None, threads: int, backend: str | None,
 
 
 def valid_frame(frame: Frame) -> bool:
+    """A frame the loop can use: 8-bit grey, at least 16 px each way, on a finite clock (a NaN time would stop
+    every timer)."""
     g = frame.gray
-    return isinstance(g, np.ndarray) and g.dtype == np.uint8 and g.ndim == 2 and min(g.shape) >= 16
+    return (isinstance(g, np.ndarray) and g.dtype == np.uint8 and g.ndim == 2 and min(g.shape) >= 16
+            and isinstance(frame.ts, numbers.Real) and math.isfinite(frame.ts))
 
 
 class Monitor:
@@ -402,7 +407,7 @@ def run(cfg: MonitorConfig, max_frames: int | None = None, on_frame: Callable[[F
             monitor.timings["read"].append((time.perf_counter() - t0) * 1000.0)
             if not valid_frame(frame):
                 summary.bad_frames += 1
-                if summary.bad_frames % cfg.faults.bad_frame_report_every == 1:
+                if (summary.bad_frames - 1) % cfg.faults.bad_frame_report_every == 0:  # the 1st, then every Nth
                     shape = getattr(frame.gray, "shape", None)
                     emit(Event("fault", "bad_frame", "skipped", 0, frame.ts,
                                message=f"frame {frame.index}: unusable image (shape {shape}); "

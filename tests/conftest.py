@@ -4,10 +4,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fixtures import write_fer2013, write_ferplus  # noqa: E402
+
+# Fuzz tests (tests/test_fuzz_*.py): the same examples on every run and host (derandomize: examples come from a
+# fixed seed per test, not from the clock; no example database, so a run never depends on an earlier one), no
+# per-example deadline (a busy 2-core CI box is slow, and timing must never decide a verdict), and a bounded
+# number of examples so the whole fuzz set stays within about a minute.
+settings.register_profile("edgefer", derandomize=True, deadline=None, database=None, max_examples=40,
+                          print_blob=False)
+settings.load_profile("edgefer")
 
 
 @pytest.fixture(scope="session")

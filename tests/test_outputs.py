@@ -177,7 +177,8 @@ def test_jsonl_disk_full_keeps_every_alert_in_order(tmp_path, monkeypatch, caplo
         ("anger", "raise", 1.0), ("anger", "escalate", 2.0), ("monitor", "heartbeat", 2.5), ("no_face", "raise", 3.0)]
     assert names(other.events)[-1] == f"output_recovered:{log_out.describe()}"
     assert dispatcher.stats()[log_out.describe()] | {"error": ""} == {
-        "delivered": 4, "failed": 4, "pending": 0, "dropped": 0, "failing": False, "spells": 1, "error": ""}
+        "offered": 4, "delivered": 4, "failed": 4, "pending": 0, "dropped": 0, "failing": False, "spells": 1,
+        "error": ""}
 
 
 def test_jsonl_directory_removed_or_blocked_then_back(tmp_path):

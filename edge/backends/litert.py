@@ -79,6 +79,15 @@ class LiteRTBackend(Backend):
         scale, zero = self._in["quantization"]
         if spec.dtype != "float32" and (abs(scale - spec.scale) > 1e-6 or zero != spec.zero_point):
             problems.append(f"input quantisation ({scale}, {zero}), sidecar says ({spec.scale}, {spec.zero_point})")
+        if np.dtype(self._out["dtype"]).name != self.contract.output.dtype:
+            problems.append(f"output dtype {np.dtype(self._out['dtype']).name}, sidecar says "
+                            f"{self.contract.output.dtype}")
+        scale, zero = self._out["quantization"]
+        out_spec = self.contract.output
+        if out_spec.dtype != "float32" and (abs(scale - out_spec.scale) > 1e-6 * max(1.0, scale)
+                                            or zero != out_spec.zero_point):
+            problems.append(f"output quantisation ({scale}, {zero}), sidecar says ({out_spec.scale}, "
+                            f"{out_spec.zero_point})")
         n_out = int(np.prod(self._out["shape"]))
         if n_out != len(self.contract.labels):
             problems.append(f"{n_out} outputs, sidecar lists {len(self.contract.labels)} labels")

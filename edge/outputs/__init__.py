@@ -90,6 +90,7 @@ class _Slot:
     output: Output
     label: str
     pending: deque[Event] = field(default_factory=deque)
+    offered: int = 0  # events handed to this output: offered == delivered + pending + dropped, always
     delivered: int = 0
     failed: int = 0  # failed attempts
     dropped: int = 0
@@ -193,11 +194,11 @@ class Dispatcher:
                     log.warning("output %s cannot show frames: %s", slot.label, exc)
 
     def stats(self) -> dict[str, dict[str, Any]]:
-        """Per output: delivered, failed (attempts), pending, dropped, failing, spells, last error; and the
-        outputs that could not be created, as ``{"unavailable": reason}``."""
+        """Per output: offered (events handed to it), delivered, failed (attempts), pending, dropped, failing,
+        spells, last error; and the outputs that could not be created, as ``{"unavailable": reason}``."""
         out: dict[str, dict[str, Any]] = {
-            s.label: {"delivered": s.delivered, "failed": s.failed, "pending": len(s.pending), "dropped": s.dropped,
-                      "failing": s.failing, "spells": s.spells, "error": s.error}
+            s.label: {"offered": s.offered, "delivered": s.delivered, "failed": s.failed, "pending": len(s.pending),
+                      "dropped": s.dropped, "failing": s.failing, "spells": s.spells, "error": s.error}
             for s in self._slots
         }
         for label, reason in self.unavailable.items():
@@ -226,6 +227,7 @@ class Dispatcher:
                 self._flush(slot)
 
     def _enqueue(self, slot: _Slot, event: Event) -> None:
+        slot.offered += 1
         if len(slot.pending) >= self.max_pending:
             rank = _DROP_ORDER.get(event.kind, 0)
             victim = min(range(len(slot.pending)), key=lambda i: (_DROP_ORDER.get(slot.pending[i].kind, 0), i))

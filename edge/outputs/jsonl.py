@@ -9,15 +9,22 @@ A write that fails (ENOSPC on a full card, a removed directory) is undone and ra
 event and hands it over again, so once there is space the missed events are written, in their order, with
 their own times. A log deleted or moved away underneath (its directory removed, an external logrotate) is
 noticed before each event and reopened at ``path``.
+
+Several writers may share one log (two monitor processes, two outputs): each event's size check, rotation,
+write and undo happen under an exclusive ``flock`` on the log's directory, so a rotation never renames a file
+another writer is filling and an undo never cuts off another writer's line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import math
 import os
+import threading
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -65,6 +72,7 @@ class JsonlOutput(Output):
         self.path = Path(config.path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)  # a permission error here: not created, said why
         self._fd: int | None = None
+        self._thread_lock = threading.Lock()
 
     def describe(self) -> str:
         return f"jsonl:{self.path}"
@@ -75,18 +83,19 @@ class JsonlOutput(Output):
     def append(self, data: bytes) -> None:
         """Write one whole line, rotating first if it would not fit; a failed write is undone and raised."""
         try:
-            fd = self._open()
-            size = os.fstat(fd).st_size
-            if size and size + len(data) > self.config.max_bytes:
-                self._rotate()
-                fd, size = self._open(), 0
-            try:
-                self._write_all(fd, data)
-                if self.config.fsync:
-                    os.fsync(fd)
-            except OSError:
-                self._undo(fd, size)
-                raise
+            with self._exclusive():
+                fd = self._open()
+                size = os.fstat(fd).st_size
+                if size and size + len(data) > self.config.max_bytes:
+                    self._rotate()
+                    fd, size = self._open(), 0
+                try:
+                    self._write_all(fd, data)
+                    if self.config.fsync:
+                        os.fsync(fd)
+                except OSError:
+                    self._undo(fd, size)
+                    raise
         except OSError as exc:
             self._close_fd()  # reopen next time: the directory may be back, the card replaced
             reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
@@ -97,6 +106,21 @@ class JsonlOutput(Output):
         self._close_fd()
 
     # -- internals -------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """This writer alone on the log (other processes and outputs wait) for one event."""
+        with self._thread_lock:
+            try:
+                lock = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            except FileNotFoundError:  # the directory was removed: make it again
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                lock = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(lock)  # and the lock with it
 
     def _open(self) -> int:
         if self._fd is not None:  # still the file at ``path``? (not deleted, moved away, its directory removed)

@@ -64,9 +64,9 @@ def format_line(event: Event) -> str:
 
 
 def parse_line(line: str | bytes) -> dict[str, Any]:
-    """Check a protocol line's checksum and return its fields; ValueError if it is not one."""
-    text = line.decode("ascii") if isinstance(line, bytes) else line
-    match = re.fullmatch(r"\$([^*]*)\*([0-9A-F]{2})\r?\n?", text)
+    """Check a protocol line's checksum and return its fields; ValueError (saying why) if it is not one."""
+    text = line.decode("ascii", errors="replace") if isinstance(line, bytes) else line
+    match = re.fullmatch(r"\$([\x20-\x7e]*)\*([0-9A-F]{2})\r?\n?", text)  # the protocol is printable ASCII
     if not match:
         raise ValueError(f"not an EDGEFER line: {text!r}")
     body, given = match.groups()
@@ -76,8 +76,11 @@ def parse_line(line: str | bytes) -> dict[str, Any]:
     if len(parts) != 8 or parts[0] != "EDGEFER":
         raise ValueError(f"not an EDGEFER v1 line: {text!r}")
     _, version, kind, name, action, level, ts, value = parts
-    return {"version": int(version), "kind": kind, "name": name, "action": action, "level": int(level),
-            "ts": float(ts), "value": float(value) if value else None}
+    try:
+        return {"version": int(version), "kind": kind, "name": name, "action": action, "level": int(level),
+                "ts": float(ts), "value": float(value) if value else None}
+    except ValueError:  # a number field that is not one (int("x"), float("1,5")) after a right checksum
+        raise ValueError(f"not an EDGEFER v1 line (version, level, ts or value not a number): {text!r}") from None
 
 
 class SerialOutput(Output):
