@@ -17,6 +17,8 @@ from edge import detectors, outputs, sources
 from edge.alerts import RuleConfig
 from edge.drowsiness import DrowsinessConfig
 from edge.drowsiness import default_rules as drowsiness_rules
+from edge.emotion import EmotionConfig
+from edge.emotion import default_rules as emotion_rules
 from edge.plugins import config_union
 from edge.temporal import SmoothingConfig
 from edge.tracking import TrackingConfig
@@ -73,11 +75,7 @@ def default_rules() -> list[RuleConfig]:
     return drowsiness_rules() + [
         RuleConfig(name="driver_not_visible", signal="no_face_s", threshold=3.0, release=0.5, levels=[0.0, 7.0],
                    clear_after_s=1.0),
-        RuleConfig(name="anger", signal="expression.angry", threshold=0.5, release=0.35, levels=[3.0, 10.0],
-                   clear_after_s=3.0, cooldown_s=30.0),
-        RuleConfig(name="distress", signal="distress", threshold=0.55, release=0.4, levels=[4.0, 12.0],
-                   clear_after_s=3.0, cooldown_s=30.0),
-    ]
+    ] + emotion_rules()
 
 
 def default_outputs() -> list:
@@ -95,6 +93,9 @@ class MonitorConfig(BaseModel):
     smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig, description="expression smoothing")
     drowsiness: DrowsinessConfig = Field(default_factory=DrowsinessConfig,
                                          description="eye, yawn, head and light signals (edge/drowsiness.py)")
+    emotion: EmotionConfig = Field(default_factory=EmotionConfig,
+                                   description="emotion evidence: paused on yawns and closed eyes, weighed by light, "
+                                               "relative to the driver's baseline (edge/emotion.py)")
     rules: list[RuleConfig] = Field(default_factory=default_rules, description="alert rules (see edge/alerts.py)")
     outputs: list[OutputConfig] = Field(default_factory=default_outputs, min_length=1,
                                         description="where events go; all local")
@@ -180,7 +181,8 @@ def dump_defaults() -> str:
     kinds = {"source": (sources.__name__, sources.Source), "detector": (detectors.__name__, detectors.FaceDetector),
              "outputs": (outputs.__name__, outputs.Output)}
     nested = {"tracking": TrackingConfig, "models": ModelsConfig, "smoothing": SmoothingConfig,
-              "drowsiness": DrowsinessConfig, "privacy": PrivacyConfig, "faults": FaultConfig, "rules": RuleConfig}
+              "drowsiness": DrowsinessConfig, "emotion": EmotionConfig, "privacy": PrivacyConfig,
+              "faults": FaultConfig, "rules": RuleConfig}
     out = ["# edgefer monitor config: every key is optional; unknown keys are an error.",
            "# Check a file with: edgefer config --check FILE", ""]
     for key, value in data.items():

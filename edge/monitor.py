@@ -17,13 +17,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge import detectors, drowsiness, outputs, sources
+from edge import detectors, drowsiness, emotion, outputs, sources
 from edge.alerts import RuleState, step
 from edge.config import ConfigError, MonitorConfig
 from edge.contract import ContractError
 from edge.crop import crop, crop_rotated, eye_line, keypoints_from_box
 from edge.detectors import Detection
 from edge.drowsiness import Observation
+from edge.emotion import DISTRESS, EmotionState, ExpressionObservation
 from edge.events import Event
 from edge.models import Classifier, models_dir
 from edge.sources import Frame, SourceLost
@@ -32,8 +33,6 @@ from edge.tracking import DriverTrack, rank_faces, roi_for, update
 
 log = logging.getLogger("edgefer.monitor")
 
-#: Expressions whose sum is the ``distress`` signal.
-DISTRESS = ("fear", "sad")
 STAGES = ("read", "detect", "crop", "infer", "state", "output")
 
 
@@ -43,6 +42,7 @@ class FaceResult:
     expression: dict[str, float] | None = None
     eyes_open: float | None = None
     yawn: float | None = None
+    crop_mean: float | None = None  # mean grey of the expression crop (how well lit the face is)
 
     def label(self) -> str:
         parts = []
@@ -106,6 +106,7 @@ class Monitor:
         self.track: DriverTrack | None = None
         self.driver = DriverState()
         self.drowsy = drowsiness.DrowsyState()
+        self.emotion = EmotionState()
         self.rules = {rule.name: RuleState() for rule in cfg.rules}
         self.timings: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=timing_window))
         self.counts: Counter[str] = Counter()
@@ -114,10 +115,12 @@ class Monitor:
         """A rule watching a signal that does not exist would never fire: refuse it at start, by name."""
         labels = self.expression.labels if self.expression is not None else []
         known = {"no_face_s", "distress", *drowsiness.SIGNALS, *(f"expression.{lb}" for lb in labels)}
+        if self.expression is not None:
+            known |= set(emotion.signal_names(labels))
         for i, rule in enumerate(self.cfg.rules):
             if rule.signal in known:
                 continue
-            expression_signal = rule.signal.startswith("expression.") or rule.signal == "distress"
+            expression_signal = rule.signal.startswith(("expression.", "emotion.")) or rule.signal == "distress"
             if expression_signal and self.expression is None:
                 log.warning("rule %s watches %s but no expression model is loaded: it will not fire",
                             rule.name, rule.signal)
@@ -148,6 +151,7 @@ class Monitor:
             crop_ms, infer_ms = crop_ms + (t1 - t) * 1e3, infer_ms + (t2 - t1) * 1e3
             t = t2
             result.expression = {k: float(p) for k, p in zip(self.expression.labels, probs, strict=True)}
+            result.crop_mean = float(patch.mean())
         if self.eye_state is not None or self.yawn is not None:
             keypoints = det.keypoints or keypoints_from_box(det.box)
             iod, angle = eye_line(keypoints)
@@ -253,6 +257,12 @@ class Monitor:
         self.drowsy = drowsiness.update(self.drowsy, obs, frame.ts, self.cfg.drowsiness)
         signals = self.signals(frame.ts, face is not None)
         signals.update(drowsiness.signals(self.drowsy, frame.ts, self.cfg.drowsiness))
+        if self.expression is not None:
+            closed = self.drowsy.closed and self.drowsy.openness is not None  # a closure read this frame
+            seen = ExpressionObservation(probs, face.yawn, closed, face.crop_mean) if face is not None and \
+                probs is not None else ExpressionObservation()
+            self.emotion = emotion.update(self.emotion, seen, frame.ts, self.cfg.emotion, self.cfg.smoothing)
+            signals.update(emotion.signals(self.emotion, self.expression.labels, self.cfg.emotion))
         events = []
         for rule in self.cfg.rules:
             self.rules[rule.name], fired = step(self.rules[rule.name], signals.get(rule.signal), frame.ts, rule)

@@ -1,0 +1,166 @@
+"""Emotion alerts per real clip, before and after the evidence pause, light weighting and driver baseline.
+
+Runs the real monitor (the ``edgefer run --source FILE --config FILE`` path: the same config loader, source,
+detector, models, signals and rules) over each clip once per variant of the ``emotion`` config section:
+
+- ``before``: every switch off, the monitor's logic before edge/emotion.py (the rules see the plain EMA);
+- ``pause``: only the pause on yawns and closed eyes (with the hold-off);
+- ``light``: only the light weighting;
+- ``baseline``: only the driver's baseline;
+- ``after``: the defaults (all three).
+
+Per clip it prints the emotion alerts raised per rule and variant, and per-frame expression statistics: the share
+of frames with a face whose top expression is fear, sad or angry, over all of them, over frames with a yawn or
+closed-eye reading and over the others; the share of the evidence the average is fed with that reads so (after);
+and the share of frames with a face on which each rule's signal is at or above its threshold.
+
+    python tools/emotion_alerts.py [CLIP ...] [--variants before,after] [--json OUT] [--print-configs]
+
+Clips default to the shared real videos in ../shared/data/video. No figure depends on timing: the sources
+carry their own clocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from edge import config
+from edge.emotion import EmotionConfig
+from edge.monitor import FrameResult, run
+from edge.outputs import Dispatcher
+
+REPO = Path(__file__).resolve().parents[1]
+#: ../shared/data/video beside the checkout (a main clone or a worktree one level further down)
+VIDEO_DIRS = [parent / "shared" / "data" / "video" for parent in REPO.parents[:2]]
+CLIPS = ("driver_cabin_drowsy.mp4", "driver_cabin_night.mp4", "short_hamilton_clip.mp4", "webcam_woman_talking.mp4")
+NEGATIVE = ("fear", "sad", "angry")
+OFF = EmotionConfig.off().model_dump()
+VARIANTS: dict[str, dict] = {
+    "before": OFF,
+    "pause": {**OFF, "pause_on_yawn": True, "pause_on_closed_eyes": True},
+    "light": {**OFF, "light_weighting": True},
+    "baseline": {**OFF, "relative_to_baseline": True},
+    "after": EmotionConfig().model_dump(),
+}
+
+
+def variant_config(name: str) -> dict:
+    """The YAML config of one variant: the defaults with this ``emotion`` section and no outputs but the console."""
+    return {"emotion": VARIANTS[name], "privacy": {"block_network": True}}
+
+
+def measure(clip: Path, cfg_path: Path) -> dict:
+    """One run of the monitor over ``clip`` with the config file: alerts and per-frame figures."""
+    cfg = config.load(cfg_path, {"source": config.source_from_arg(str(clip))})
+    rules = {r.name: r for r in cfg.rules if r.signal.startswith("emotion.")}
+    frames: list[dict] = []
+
+    def on_frame(result: FrameResult) -> None:
+        face = result.driver
+        if face is None or face.expression is None:
+            return
+        s = result.signals
+        frames.append({
+            "top": max(face.expression, key=face.expression.__getitem__),
+            "yawn_or_closed": (face.yawn is not None and face.yawn >= cfg.emotion.yawn_pause_above)
+            or s.get("eye_closure") == 1.0,
+            "evidence": s.get("emotion.evidence") or 0.0,
+            "on": {name: (s.get(r.signal) is not None and s[r.signal] >= r.threshold) for name, r in rules.items()},
+        })
+
+    summary = run(cfg, on_frame=on_frame, dispatcher=Dispatcher([]))
+    alerts = [e for e in summary.events if e.kind == "alert" and e.name in rules]
+    raised = Counter(e.name for e in alerts if e.action == "raise")
+
+    def share(selected: list[dict], weight: str | None = None) -> float | None:
+        total = sum(f[weight] if weight else 1.0 for f in selected)
+        hits = sum(f[weight] if weight else 1.0 for f in selected if f["top"] in NEGATIVE)
+        return None if total <= 0 else hits / total
+
+    paused = [f for f in frames if f["yawn_or_closed"]]
+    other = [f for f in frames if not f["yawn_or_closed"]]
+    return {
+        "frames": summary.frames, "faces": len(frames), "yawn_or_closed": len(paused),
+        "raised": {name: raised.get(name, 0) for name in rules},
+        "alerts": [(e.name, e.action, e.level, round(e.ts, 2)) for e in alerts],
+        "negative_share": {"all": share(frames), "yawn_or_closed": share(paused), "other": share(other),
+                           "evidence": share(frames, "evidence")},
+        "top": dict(Counter(f["top"] for f in frames).most_common()),
+        "evidence_share": sum(f["evidence"] for f in frames) / len(frames) if frames else None,
+        "on_share": {name: sum(f["on"][name] for f in frames) / len(frames) if frames else None for name in rules},
+    }
+
+
+def pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f} %"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("clips", nargs="*", type=Path, help="videos (default: the shared real clips)")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
+    ap.add_argument("--json", type=Path, help="write every figure here")
+    ap.add_argument("--print-configs", action="store_true", help="print each variant's config file first")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        ap.error(f"--variants: unknown {unknown}; known: {', '.join(VARIANTS)}")
+    video_dir = next((d for d in VIDEO_DIRS if d.is_dir()), VIDEO_DIRS[0])
+    clips = args.clips or [video_dir / name for name in CLIPS]
+    missing = [str(c) for c in clips if not c.is_file()]
+    if missing:
+        print(f"emotion_alerts: clip(s) not found: {', '.join(missing)}", file=sys.stderr)
+        return 2
+
+    results: dict[str, dict[str, dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for name in variants:
+            paths[name] = Path(tmp) / f"emotion-{name}.yaml"
+            paths[name].write_text(yaml.safe_dump(variant_config(name), sort_keys=False))
+            if args.print_configs:
+                print(f"# {name}: edgefer run --source CLIP --config emotion-{name}.yaml\n{paths[name].read_text()}")
+        for clip in clips:
+            results[clip.name] = {}
+            for name in variants:
+                start = time.perf_counter()
+                results[clip.name][name] = measure(clip, paths[name])
+                print(f"{clip.name} {name}: {results[clip.name][name]['raised']} "
+                      f"({time.perf_counter() - start:.1f} s)", file=sys.stderr)
+
+    rules = sorted({r for per in results.values() for v in per.values() for r in v["raised"]})
+    print("| clip | " + " | ".join(f"{r} raised, {v}" for r in rules for v in variants) + " |")
+    print("|---|" + "---|" * (len(rules) * len(variants)))
+    for clip, per in results.items():
+        print(f"| {clip} | " + " | ".join(str(per[v]["raised"].get(r, 0)) for r in rules for v in variants) + " |")
+    print()
+    first, last = variants[0], variants[-1]
+    print(f"| clip | frames with a face | yawn or closed-eye reading | fear/sad/angry on top: all frames | "
+          f"in yawn/closed frames | other frames | share of evidence, {last} | evidence weight, {last} | "
+          + " | ".join(f"{r} signal on, {first} / {last}" for r in rules) + " |")
+    print("|---|" + "---|" * (7 + len(rules)))
+    for clip, per in results.items():
+        a, b = per[first], per[last]
+        share = a["negative_share"]
+        print(f"| {clip} | {a['faces']} | {a['yawn_or_closed']} | {pct(share['all'])} | "
+              f"{pct(share['yawn_or_closed'])} | {pct(share['other'])} | {pct(b['negative_share']['evidence'])} | "
+              f"{pct(b['evidence_share'])} | "
+              + " | ".join(f"{pct(a['on_share'].get(r))} / {pct(b['on_share'].get(r))}" for r in rules) + " |")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
