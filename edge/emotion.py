@@ -11,7 +11,8 @@ three ways, each with its own switch:
 - **evidence pause**: a frame gives no expression evidence while the yawn model reads a yawn or the eyes are
   closed (the drowsiness module's calibrated closure), nor for ``hold_off_s`` after such a spell that lasted
   ``episode_min_s`` (a yawn; talking and blinks only skip their own frames); the moving average is *held*, not
-  fed, and the signals read None (no reading: rule timers run on, nothing turns on or off);
+  fed, the signals read None, and the timers of the rules that watch them *stop* (:func:`step_rule`: a spell
+  does not grow, nor an alert clear, on frames that say nothing about emotion);
 - **light weighting**: a face crop darker than almost every training face gives no evidence, a dim one less
   (its reading moves the average more slowly);
 - **the driver's own baseline**: over the first ``baseline_s`` seconds of evidence the per-class median
@@ -34,7 +35,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edge.alerts import RuleConfig
+from edge.alerts import AlertEvent, RuleConfig, RuleState, step
 from edge.temporal import SmoothingConfig
 
 #: Expressions whose sum is the ``distress`` signal.
@@ -103,6 +104,7 @@ class EmotionState:
     pause_since: float | None = None  # start of the current run of yawn or closed-eye frames
     paused_until: float | None = None  # no evidence before this time (the hold-off after a long one)
     weight: float = 0.0  # evidence weight of the last frame (0: none)
+    held_s: float = 0.0  # seconds the last frame (a face without evidence) held the rules' timers
     cause: str | None = None  # why the last frame with a face gave no evidence: yawn, eyes, hold-off, dark
     histogram: np.ndarray | None = None  # (classes, BASELINE_BINS) seconds of evidence per probability bin
     calibrated_s: float = 0.0  # seconds of evidence in the histogram
@@ -134,8 +136,8 @@ def weighted_median(histogram: np.ndarray) -> np.ndarray:
 def update(state: EmotionState, obs: ExpressionObservation, ts: float, cfg: EmotionConfig,
            smoothing: SmoothingConfig) -> EmotionState:
     """One frame."""
-    if obs.probs is None:  # no face: everything is held; the average restarts after smoothing.max_gap_s
-        return replace(state, weight=0.0, cause=None)
+    if obs.probs is None:  # no face: the average is held, restarts after smoothing.max_gap_s; rule timers run
+        return replace(state, weight=0.0, held_s=0.0, cause=None)
     probs = np.asarray(obs.probs, dtype=np.float64)
     restart = state.probs is None or state.last_face is None or ts - state.last_face > smoothing.max_gap_s
     dt = 0.0 if restart else max(ts - state.last_face, 0.0)
@@ -157,7 +159,7 @@ def update(state: EmotionState, obs: ExpressionObservation, ts: float, cfg: Emot
         cause = "dark"
 
     s = replace(state, last_face=ts, pause_since=pause_since, paused_until=paused_until, weight=weight,
-                cause=cause)
+                cause=cause, held_s=dt if weight == 0.0 else 0.0)
     if weight == 0.0:  # hold the average; a stale one (after a long gap) is dropped rather than held
         return replace(s, probs=None) if restart else s
     if restart:
@@ -213,6 +215,22 @@ def signals(state: EmotionState, labels: list[str], cfg: EmotionConfig) -> dict[
     out.update({f"emotion.{label}": values[i] for i, label in enumerate(labels)})
     out["emotion.distress"] = distress
     return out
+
+
+def step_rule(state: RuleState, value: float | None, ts: float, rule: RuleConfig,
+              held_s: float) -> tuple[RuleState, list[AlertEvent]]:
+    """:func:`edge.alerts.step` for a rule on an emotion signal: on a frame that held ``held_s`` seconds without
+    evidence the rule's spell timers are shifted by that much instead (nothing turns on or off, raises,
+    escalates or clears; the cooldown runs on)."""
+    if held_s <= 0:
+        return step(state, value, ts, rule)
+    return replace(state, on_since=None if state.on_since is None else state.on_since + held_s,
+                   off_since=None if state.off_since is None else state.off_since + held_s), []
+
+
+def holds_rule(rule: RuleConfig) -> bool:
+    """Whether a rule watches an emotion signal (and so stops while there is no evidence)."""
+    return rule.signal.startswith("emotion.") and rule.signal != "emotion.evidence"
 
 
 def signal_names(labels: list[str]) -> list[str]:

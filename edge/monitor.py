@@ -264,8 +264,12 @@ class Monitor:
             self.emotion = emotion.update(self.emotion, seen, frame.ts, self.cfg.emotion, self.cfg.smoothing)
             signals.update(emotion.signals(self.emotion, self.expression.labels, self.cfg.emotion))
         events = []
+        held = self.emotion.held_s
         for rule in self.cfg.rules:
-            self.rules[rule.name], fired = step(self.rules[rule.name], signals.get(rule.signal), frame.ts, rule)
+            if held and emotion.holds_rule(rule):  # no expression evidence this frame: the rule's timers stop
+                self.rules[rule.name], fired = emotion.step_rule(self.rules[rule.name], None, frame.ts, rule, held)
+            else:
+                self.rules[rule.name], fired = step(self.rules[rule.name], signals.get(rule.signal), frame.ts, rule)
             events += [Event("alert", e.rule, e.kind, e.level, e.timestamp, e.value) for e in fired]
         self._timed("state", t)
         return FrameResult(frame, face, detected, signals, events)

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from edge import config, emotion
-from edge.alerts import RuleState, step
+from edge.alerts import RuleState
 from edge.emotion import EmotionConfig, EmotionState, ExpressionObservation, baseline, light_weight, signals, update
 from edge.temporal import DriverState, SmoothingConfig, observe
 
@@ -28,8 +28,9 @@ NEUTRAL = probs(neutral=0.9, sad=0.05, angry=0.05)
 YAWN_FACE = probs(fear=0.6, sad=0.05, angry=0.25, surprise=0.05)  # what the model reads through a yawn (the issue)
 
 
-def replay(frames: list[tuple[float, ExpressionObservation]], cfg: EmotionConfig):
-    """Every frame's emotion signals, the final state and the alert events of the default emotion rules."""
+def replay(frames: list[tuple[float, ExpressionObservation]], cfg: EmotionConfig, stop_timers: bool = True):
+    """Every frame's emotion signals, the final state and the alert events of the default emotion rules
+    (``stop_timers`` False: plain :func:`edge.alerts.step`, whose timers run on through frames without a reading)."""
     state, rule_states = EmotionState(), {r.name: RuleState() for r in RULES}
     values, events = [], []
     for ts, obs in frames:
@@ -37,7 +38,8 @@ def replay(frames: list[tuple[float, ExpressionObservation]], cfg: EmotionConfig
         sig = signals(state, LABELS, cfg)
         values.append((ts, sig))
         for rule in RULES:
-            rule_states[rule.name], fired = step(rule_states[rule.name], sig[rule.signal], ts, rule)
+            rule_states[rule.name], fired = emotion.step_rule(rule_states[rule.name], sig[rule.signal], ts, rule,
+                                                              state.held_s if stop_timers else 0.0)
             events += [(e.rule, e.kind, round(e.timestamp, 3)) for e in fired]
     return values, state, events
 
@@ -85,6 +87,25 @@ def test_a_yawn_holds_the_average_then_the_hold_off_keeps_it_held():
     _, _, before = replay(frames, EmotionConfig.off())
     assert [e[:2] for e in before] == [("distress", "raise"), ("distress", "clear")]
     assert 14.5 <= before[0][2] <= 15.5
+
+
+def test_a_spell_that_began_before_a_yawn_does_not_ripen_during_it():
+    cfg = EmotionConfig(relative_to_baseline=False, light_weighting=False)
+    frames = (stretch(0, 10, NEUTRAL) + stretch(10, 12, probs(sad=0.9)) + stretch(12, 18, YAWN_FACE, yawn=0.9)
+              + stretch(18, 25, NEUTRAL))
+    _, _, running = replay(frames, cfg, stop_timers=False)
+    assert [e[:2] for e in running] == [("distress", "raise"), ("distress", "clear")]
+    assert 12.0 < running[0][2] < 18.0  # raised in the middle of the yawn, on 1.4 s of evidence
+    _, _, stopped = replay(frames, cfg)
+    assert stopped == []  # the spell's 1.4 s on, then the pause, then released on the neutral face
+
+
+def test_step_rule_shifts_the_timers_on_held_frames():
+    rule = RULES[1]
+    state = RuleState(on_since=10.0, off_since=None, level=0, last_raise=-40.0)
+    held, events = emotion.step_rule(state, None, 20.0, rule, 0.5)
+    assert events == [] and held == RuleState(on_since=10.5, off_since=None, level=0, last_raise=-40.0)
+    assert emotion.step_rule(state, 0.9, 20.0, rule, 0.0)[1][0].kind == "raise"
 
 
 def test_the_hold_off_follows_only_a_long_yawn_or_closure():
@@ -217,3 +238,24 @@ def test_emotion_config_is_validated_and_in_the_monitor_config():
     rules = {r.name: r for r in config.default_rules()}
     assert rules["anger"].signal == "emotion.angry" and rules["distress"].signal == "emotion.distress"
     assert "hold_off_s" in config.dump_defaults()
+
+
+def test_the_monitor_feeds_the_emotion_signals_and_off_reproduces_the_plain_ones():
+    from edge.monitor import Monitor
+    from edge.sources.demo import DemoSource
+
+    raw = {"privacy": {"block_network": False}, "source": {"type": "demo", "duration_s": 3.0, "fps": 10.0}}
+    for emotion_cfg, same in ((EmotionConfig.off().model_dump(), True), ({}, False)):
+        cfg = config.validate({**raw, "emotion": emotion_cfg})
+        monitor, source = Monitor(cfg), DemoSource(cfg.source)
+        source.open()
+        results = [monitor.process(frame) for frame in iter(source.read, None)]
+        faces = [r for r in results if r.driver is not None]
+        assert len(faces) >= 25 and all(r.driver.crop_mean > 45 for r in faces)  # the demo's day face is lit
+        for r in faces:
+            assert r.signals["emotion.evidence"] is not None
+            if same:
+                assert r.signals["emotion.angry"] == r.signals["expression.angry"]
+                assert r.signals["emotion.distress"] == r.signals["distress"]
+        if not same:  # relative: no value in the first 5 s of evidence
+            assert all(r.signals["emotion.distress"] is None for r in faces)

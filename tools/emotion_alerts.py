@@ -14,9 +14,14 @@ of frames with a face whose top expression is fear, sad or angry, over all of th
 closed-eye reading and over the others; the share of the evidence the average is fed with that reads so (after);
 and the share of frames with a face on which each rule's signal is at or above its threshold.
 
-    python tools/emotion_alerts.py [CLIP ...] [--variants before,after] [--json OUT] [--print-configs]
+    python tools/emotion_alerts.py [CLIP ...] [--variants before,after] [--look nir] [--json OUT] [--print-configs]
 
-Clips default to the shared real videos in ../shared/data/video. No figure depends on timing: the sources
+``--look nir`` runs night-time near-infrared-looking copies of the clips instead (written to a temporary MJPG
+file, frame by frame: flat contrast, lifted blacks, soft focus, seeded sensor noise; the whole-frame version of
+compile/robustness.py's NIR look). Their faces are lit (a cabin camera's IR illuminator), so the light weighting
+cannot silence them: they test the pause and the baseline.
+
+Clips default to the shared real videos in ../shared/data/video and the demo. No figure depends on timing: the sources
 carry their own clocks.
 """
 
@@ -31,6 +36,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import cv2
+import numpy as np
 import yaml
 
 from edge import config
@@ -59,7 +66,8 @@ def variant_config(name: str) -> dict:
 
 
 def measure(clip: Path, cfg_path: Path) -> dict:
-    """One run of the monitor over ``clip`` with the config file: alerts and per-frame figures."""
+    """One run of the monitor over ``clip`` (a video, or ``demo``: the built-in 30 s drive) with the config file:
+    alerts and per-frame figures."""
     cfg = config.load(cfg_path, {"source": config.source_from_arg(str(clip))})
     rules = {r.name: r for r in cfg.rules if r.signal.startswith("emotion.")}
     frames: list[dict] = []
@@ -100,14 +108,41 @@ def measure(clip: Path, cfg_path: Path) -> dict:
     }
 
 
+def nir_copy(clip: Path, out: Path, seed: int = 0) -> Path:
+    """A near-infrared-looking copy of a video: grey, contrast 0.55 around the frame mean, blacks lifted to 60,
+    a Gaussian blur of 1.5 px, sensor noise of std 6 (seeded), written as MJPG at the clip's frame rate."""
+    cap = cv2.VideoCapture(str(clip))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    rng = np.random.default_rng(seed)
+    writer = None
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        x = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        x = (x - x.mean()) * 0.55 + x.mean()
+        x = 60 + x * (1 - 60 / 255.0)
+        x = cv2.GaussianBlur(x, (0, 0), 1.5) + rng.normal(0, 6, x.shape)
+        grey = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+        if writer is None:
+            writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, grey.shape[::-1])
+        writer.write(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR))
+    cap.release()
+    if writer is None:
+        raise SystemExit(f"emotion_alerts: {clip}: no frame could be read")
+    writer.release()
+    return out
+
+
 def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f} %"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("clips", nargs="*", type=Path, help="videos (default: the shared real clips)")
+    ap.add_argument("clips", nargs="*", help="videos, or demo (default: the shared real clips and the demo)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
+    ap.add_argument("--look", choices=["nir"], help="run near-infrared-looking copies of the clips instead")
     ap.add_argument("--json", type=Path, help="write every figure here")
     ap.add_argument("--print-configs", action="store_true", help="print each variant's config file first")
     args = ap.parse_args()
@@ -117,8 +152,8 @@ def main() -> int:
     if unknown:
         ap.error(f"--variants: unknown {unknown}; known: {', '.join(VARIANTS)}")
     video_dir = next((d for d in VIDEO_DIRS if d.is_dir()), VIDEO_DIRS[0])
-    clips = args.clips or [video_dir / name for name in CLIPS]
-    missing = [str(c) for c in clips if not c.is_file()]
+    clips = [Path(c) for c in args.clips] or [video_dir / name for name in CLIPS] + [Path("demo")]
+    missing = [str(c) for c in clips if str(c) != "demo" and not c.is_file()]
     if missing:
         print(f"emotion_alerts: clip(s) not found: {', '.join(missing)}", file=sys.stderr)
         return 2
@@ -132,11 +167,14 @@ def main() -> int:
             if args.print_configs:
                 print(f"# {name}: edgefer run --source CLIP --config emotion-{name}.yaml\n{paths[name].read_text()}")
         for clip in clips:
-            results[clip.name] = {}
+            label = clip.name
+            if args.look == "nir" and str(clip) != "demo":
+                clip, label = nir_copy(clip, Path(tmp) / f"{clip.stem}-nir.avi"), f"{clip.name} (NIR look)"
+            results[label] = {}
             for name in variants:
                 start = time.perf_counter()
-                results[clip.name][name] = measure(clip, paths[name])
-                print(f"{clip.name} {name}: {results[clip.name][name]['raised']} "
+                results[label][name] = measure(clip, paths[name])
+                print(f"{label} {name}: {results[label][name]['raised']} "
                       f"({time.perf_counter() - start:.1f} s)", file=sys.stderr)
 
     rules = sorted({r for per in results.values() for v in per.values() for r in v["raised"]})
