@@ -103,6 +103,7 @@ def measure(clip: Path, cfg_path: Path) -> dict:
         "negative_share": {"all": share(frames), "yawn_or_closed": share(paused), "other": share(other),
                            "evidence": share(frames, "evidence")},
         "top": dict(Counter(f["top"] for f in frames).most_common()),
+        "evidence_frames": sum(f["evidence"] for f in frames),
         "evidence_share": sum(f["evidence"] for f in frames) / len(frames) if frames else None,
         "on_share": {name: sum(f["on"][name] for f in frames) / len(frames) if frames else None for name in rules},
     }
@@ -185,15 +186,16 @@ def main() -> int:
     print()
     first, last = variants[0], variants[-1]
     print(f"| clip | frames with a face | yawn or closed-eye reading | fear/sad/angry on top: all frames | "
-          f"in yawn/closed frames | other frames | share of evidence, {last} | evidence weight, {last} | "
+          f"in yawn/closed frames | other frames | evidence, {last}: weighted frames (share) | "
+          f"fear/sad/angry on top in the evidence, {last} | "
           + " | ".join(f"{r} signal on, {first} / {last}" for r in rules) + " |")
     print("|---|" + "---|" * (7 + len(rules)))
     for clip, per in results.items():
         a, b = per[first], per[last]
         share = a["negative_share"]
         print(f"| {clip} | {a['faces']} | {a['yawn_or_closed']} | {pct(share['all'])} | "
-              f"{pct(share['yawn_or_closed'])} | {pct(share['other'])} | {pct(b['negative_share']['evidence'])} | "
-              f"{pct(b['evidence_share'])} | "
+              f"{pct(share['yawn_or_closed'])} | {pct(share['other'])} | "
+              f"{b['evidence_frames']:.1f} ({pct(b['evidence_share'])}) | {pct(b['negative_share']['evidence'])} | "
               + " | ".join(f"{pct(a['on_share'].get(r))} / {pct(b['on_share'].get(r))}" for r in rules) + " |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
