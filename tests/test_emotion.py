@@ -10,18 +10,15 @@ from pydantic import ValidationError
 from edge import config, emotion
 from edge.alerts import RuleState
 from edge.emotion import EmotionConfig, EmotionState, ExpressionObservation, baseline, light_weight, signals, update
+from edge.replay import EXPRESSION_LABELS, expression, night_driver, run_emotion_replay
 from edge.temporal import DriverState, SmoothingConfig, observe
 
-LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+LABELS = list(EXPRESSION_LABELS)
 SMOOTH = SmoothingConfig()
 RULES = emotion.default_rules()
 
 
-def probs(**kw: float) -> np.ndarray:
-    """A probability vector: the named classes, the rest to neutral."""
-    p = np.array([kw.get(label, 0.0) for label in LABELS])
-    p[LABELS.index("neutral")] += 1.0 - p.sum()
-    return p
+probs = expression
 
 
 NEUTRAL = probs(neutral=0.9, sad=0.05, angry=0.05)
@@ -29,19 +26,10 @@ YAWN_FACE = probs(fear=0.6, sad=0.05, angry=0.25, surprise=0.05)  # what the mod
 
 
 def replay(frames: list[tuple[float, ExpressionObservation]], cfg: EmotionConfig, stop_timers: bool = True):
-    """Every frame's emotion signals, the final state and the alert events of the default emotion rules
-    (``stop_timers`` False: plain :func:`edge.alerts.step`, whose timers run on through frames without a reading)."""
-    state, rule_states = EmotionState(), {r.name: RuleState() for r in RULES}
-    values, events = [], []
-    for ts, obs in frames:
-        state = update(state, obs, ts, cfg, SMOOTH)
-        sig = signals(state, LABELS, cfg)
-        values.append((ts, sig))
-        for rule in RULES:
-            rule_states[rule.name], fired = emotion.step_rule(rule_states[rule.name], sig[rule.signal], ts, rule,
-                                                              state.held_s if stop_timers else 0.0)
-            events += [(e.rule, e.kind, round(e.timestamp, 3)) for e in fired]
-    return values, state, events
+    """Every frame's emotion signals, the final state and the (rule, kind, timestamp) events of the default
+    emotion rules."""
+    values, state, events = run_emotion_replay(frames, RULES, cfg, SMOOTH, stop_timers)
+    return values, state, [(e.rule, e.kind, round(e.timestamp, 3)) for e in events]
 
 
 def stretch(start: float, end: float, p: np.ndarray, fps: float = 10.0, **obs) -> list:
@@ -183,39 +171,6 @@ def test_dark_crops_give_no_evidence_and_dim_ones_weigh_less():
     lit = stretch(0, 1, NEUTRAL, crop_mean=120.0) + stretch(1, 1.5, fear, crop_mean=120.0)
     (_, dim_end), (_, lit_end) = replay(dim, cfg)[0][-1], replay(lit, cfg)[0][-1]
     assert dim_end["emotion.fear"] == pytest.approx(lit_end["emotion.fear"])  # half the weight: half the speed
-
-
-def night_driver(seed: int, minutes: float = 3.0, fps: float = 15.0) -> list:
-    """The issue's night footage, synthesised: the model reads fear or sad on most frames between yawns (fear +
-    sad ~0.6-0.7, with noise) and angry or fear through the yawns (4-7 s, every 15-40 s); the face is dim
-    (crop mean 50-90, as a near-infrared cabin camera gives); blinks; now and then the eyes shut 1-2 s."""
-    rng = np.random.default_rng(seed)
-    frames, t = [], 0.0
-    next_yawn = float(rng.uniform(8, 25))
-    yawn_end = -1.0
-    blink_end = closure_end = -1.0
-    while t < minutes * 60:
-        if t >= next_yawn:
-            yawn_end, next_yawn = t + rng.uniform(4, 7), t + rng.uniform(15, 40)
-        if rng.random() < 0.3 / fps:
-            blink_end = t + 0.15
-        if rng.random() < 0.02 / fps:
-            closure_end = t + rng.uniform(1, 2)
-        yawning = t < yawn_end
-        closed = t < blink_end or t < closure_end
-        if yawning:
-            p = probs(fear=float(rng.uniform(0.2, 0.35)), angry=float(rng.uniform(0.45, 0.65)), surprise=0.05)
-            yawn = float(rng.uniform(0.6, 0.95))
-        else:
-            sad = float(rng.uniform(0.35, 0.5))
-            p = probs(sad=sad, fear=float(rng.uniform(0.15, 0.3)), angry=float(rng.uniform(0.05, 0.15)))
-            yawn = float(rng.uniform(0.05, 0.4))
-        if closed:
-            p = probs(sad=0.6, fear=0.2, angry=0.05)
-        frames.append((t, ExpressionObservation(p, yawn=yawn, eyes_closed=closed,
-                                                crop_mean=float(rng.uniform(50, 90)))))
-        t += 1 / fps
-    return frames
 
 
 def test_tired_night_drivers_raise_emotion_alerts_before_and_none_after():

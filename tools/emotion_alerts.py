@@ -15,6 +15,7 @@ closed-eye reading and over the others; the share of the evidence the average is
 and the share of frames with a face on which each rule's signal is at or above its threshold.
 
     python tools/emotion_alerts.py [CLIP ...] [--variants before,after] [--look nir] [--json OUT] [--print-configs]
+    python tools/emotion_alerts.py --synthetic 3     # the issue's night drivers, synthesised (edge/replay.py)
 
 ``--look nir`` runs night-time near-infrared-looking copies of the clips instead (written to a temporary MJPG
 file, frame by frame: flat contrast, lifted blacks, soft focus, seeded sensor noise; the whole-frame version of
@@ -40,10 +41,11 @@ import cv2
 import numpy as np
 import yaml
 
-from edge import config
+from edge import config, emotion
 from edge.emotion import EmotionConfig
 from edge.monitor import FrameResult, run
 from edge.outputs import Dispatcher
+from edge.replay import night_driver, run_emotion_replay
 
 REPO = Path(__file__).resolve().parents[1]
 #: ../shared/data/video beside the checkout (a main clone or a worktree one level further down)
@@ -135,6 +137,19 @@ def nir_copy(clip: Path, out: Path, seed: int = 0) -> Path:
     return out
 
 
+def synthetic(drivers: int, variants: list[str]) -> dict[str, dict[str, int]]:
+    """Alerts raised per variant over ``drivers`` synthesised tired night drivers of 3 minutes each."""
+    out: dict[str, dict[str, int]] = {}
+    for name in variants:
+        cfg = EmotionConfig.model_validate(VARIANTS[name])
+        raised: Counter[str] = Counter()
+        for seed in range(drivers):
+            _, _, events = run_emotion_replay(night_driver(seed), emotion.default_rules(), cfg)
+            raised.update(e.rule for e in events if e.kind == "raise")
+        out[name] = {rule.name: raised.get(rule.name, 0) for rule in emotion.default_rules()}
+    return out
+
+
 def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f} %"
 
@@ -144,6 +159,7 @@ def main() -> int:
     ap.add_argument("clips", nargs="*", help="videos, or demo (default: the shared real clips and the demo)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     ap.add_argument("--look", choices=["nir"], help="run near-infrared-looking copies of the clips instead")
+    ap.add_argument("--synthetic", type=int, metavar="N", help="instead of clips: N synthesised night drivers")
     ap.add_argument("--json", type=Path, help="write every figure here")
     ap.add_argument("--print-configs", action="store_true", help="print each variant's config file first")
     args = ap.parse_args()
@@ -152,6 +168,15 @@ def main() -> int:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         ap.error(f"--variants: unknown {unknown}; known: {', '.join(VARIANTS)}")
+    if args.synthetic:
+        table = synthetic(args.synthetic, variants)
+        print(f"| {args.synthetic} synthetic night drivers x 3 min | "
+              + " | ".join(f"{rule} raised, {v}" for rule in table[variants[0]] for v in variants) + " |")
+        print("|---|" + "---|" * (len(table[variants[0]]) * len(variants)))
+        print("| raised | " + " | ".join(str(table[v][rule]) for rule in table[variants[0]] for v in variants) + " |")
+        if args.json:
+            args.json.write_text(json.dumps(table, indent=1))
+        return 0
     video_dir = next((d for d in VIDEO_DIRS if d.is_dir()), VIDEO_DIRS[0])
     clips = [Path(c) for c in args.clips] or [video_dir / name for name in CLIPS] + [Path("demo")]
     missing = [str(c) for c in clips if str(c) != "demo" and not c.is_file()]
