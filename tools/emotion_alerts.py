@@ -84,6 +84,7 @@ def measure(clip: Path, cfg_path: Path) -> dict:
             "yawn_or_closed": (face.yawn is not None and face.yawn >= cfg.emotion.yawn_pause_above)
             or s.get("eye_closure") == 1.0,
             "evidence": s.get("emotion.evidence") or 0.0,
+            "crop_mean": face.crop_mean,
             "on": {name: (s.get(r.signal) is not None and s[r.signal] >= r.threshold) for name, r in rules.items()},
         })
 
@@ -105,6 +106,8 @@ def measure(clip: Path, cfg_path: Path) -> dict:
         "negative_share": {"all": share(frames), "yawn_or_closed": share(paused), "other": share(other),
                            "evidence": share(frames, "evidence")},
         "top": dict(Counter(f["top"] for f in frames).most_common()),
+        "crop_mean_p5_p50_p95": [round(float(v), 1) for v in np.percentile([f["crop_mean"] for f in frames],
+                                                                            [5, 50, 95])] if frames else None,
         "evidence_frames": sum(f["evidence"] for f in frames),
         "evidence_share": sum(f["evidence"] for f in frames) / len(frames) if frames else None,
         "on_share": {name: sum(f["on"][name] for f in frames) / len(frames) if frames else None for name in rules},
@@ -210,15 +213,17 @@ def main() -> int:
         print(f"| {clip} | " + " | ".join(str(per[v]["raised"].get(r, 0)) for r in rules for v in variants) + " |")
     print()
     first, last = variants[0], variants[-1]
-    print(f"| clip | frames with a face | yawn or closed-eye reading | fear/sad/angry on top: all frames | "
+    print(f"| clip | frames with a face | expression crop mean grey p5 / p50 / p95 | yawn or closed-eye reading | "
+          f"fear/sad/angry on top: all frames | "
           f"in yawn/closed frames | other frames | evidence, {last}: weighted frames (share) | "
           f"fear/sad/angry on top in the evidence, {last} | "
           + " | ".join(f"{r} signal on, {first} / {last}" for r in rules) + " |")
-    print("|---|" + "---|" * (7 + len(rules)))
+    print("|---|" + "---|" * (8 + len(rules)))
     for clip, per in results.items():
         a, b = per[first], per[last]
         share = a["negative_share"]
-        print(f"| {clip} | {a['faces']} | {a['yawn_or_closed']} | {pct(share['all'])} | "
+        light = " / ".join(f"{v:.0f}" for v in a["crop_mean_p5_p50_p95"] or [])
+        print(f"| {clip} | {a['faces']} | {light} | {a['yawn_or_closed']} | {pct(share['all'])} | "
               f"{pct(share['yawn_or_closed'])} | {pct(share['other'])} | "
               f"{b['evidence_frames']:.1f} ({pct(b['evidence_share'])}) | {pct(b['negative_share']['evidence'])} | "
               + " | ".join(f"{pct(a['on_share'].get(r))} / {pct(b['on_share'].get(r))}" for r in rules) + " |")
