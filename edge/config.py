@@ -18,7 +18,6 @@ from edge.alerts import RuleConfig
 from edge.drowsiness import DrowsinessConfig
 from edge.drowsiness import default_rules as drowsiness_rules
 from edge.emotion import EmotionConfig
-from edge.emotion import default_rules as emotion_rules
 from edge.plugins import config_union
 from edge.temporal import SmoothingConfig
 from edge.tracking import TrackingConfig
@@ -75,7 +74,11 @@ def default_rules() -> list[RuleConfig]:
     return drowsiness_rules() + [
         RuleConfig(name="driver_not_visible", signal="no_face_s", threshold=3.0, release=0.5, levels=[0.0, 7.0],
                    clear_after_s=1.0),
-    ] + emotion_rules()
+        RuleConfig(name="anger", signal="emotion.angry", threshold=0.5, release=0.35, levels=[3.0, 10.0],
+                   clear_after_s=3.0, cooldown_s=30.0),
+        RuleConfig(name="distress", signal="emotion.distress", threshold=0.55, release=0.4, levels=[4.0, 12.0],
+                   clear_after_s=3.0, cooldown_s=30.0),
+    ]
 
 
 def default_outputs() -> list:
@@ -91,11 +94,11 @@ class MonitorConfig(BaseModel):
                                      description="detection schedule and which face is the driver")
     models: ModelsConfig = Field(default_factory=ModelsConfig, description="the models run on the driver's face")
     smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig, description="expression smoothing")
-    drowsiness: DrowsinessConfig = Field(default_factory=DrowsinessConfig,
-                                         description="eye, yawn, head and light signals (edge/drowsiness.py)")
     emotion: EmotionConfig = Field(default_factory=EmotionConfig,
                                    description="emotion evidence: paused on yawns and closed eyes, weighed by light, "
                                                "relative to the driver's baseline (edge/emotion.py)")
+    drowsiness: DrowsinessConfig = Field(default_factory=DrowsinessConfig,
+                                         description="eye, yawn, head and light signals (edge/drowsiness.py)")
     rules: list[RuleConfig] = Field(default_factory=default_rules, description="alert rules (see edge/alerts.py)")
     outputs: list[OutputConfig] = Field(default_factory=default_outputs, min_length=1,
                                         description="where events go; all local")

@@ -236,13 +236,3 @@ def holds_rule(rule: RuleConfig) -> bool:
 def signal_names(labels: list[str]) -> list[str]:
     return ["emotion.evidence", "emotion.distress", *(f"emotion.{label}" for label in labels)]
 
-
-def default_rules() -> list[RuleConfig]:
-    """Anger and distress on the gated, baseline-relative signals; the thresholds are those the rules had on the
-    plain probabilities (a driver whose resting baseline is 0 meets the same thresholds as before)."""
-    return [
-        RuleConfig(name="anger", signal="emotion.angry", threshold=0.5, release=0.35, levels=[3.0, 10.0],
-                   clear_after_s=3.0, cooldown_s=30.0),
-        RuleConfig(name="distress", signal="emotion.distress", threshold=0.55, release=0.4, levels=[4.0, 12.0],
-                   clear_after_s=3.0, cooldown_s=30.0),
-    ]

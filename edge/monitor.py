@@ -17,14 +17,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge import detectors, drowsiness, emotion, outputs, sources
+from edge import detectors, drowsiness, outputs, sources
 from edge.alerts import RuleState, step
 from edge.config import ConfigError, MonitorConfig
 from edge.contract import ContractError
 from edge.crop import crop, crop_rotated, eye_line, keypoints_from_box
 from edge.detectors import Detection
 from edge.drowsiness import Observation
-from edge.emotion import DISTRESS, EmotionState, ExpressionObservation
+from edge.emotion import DISTRESS, EmotionState, ExpressionObservation, holds_rule, signal_names, step_rule
+from edge.emotion import signals as emotion_signals
+from edge.emotion import update as emotion_update
 from edge.events import Event
 from edge.models import Classifier, models_dir
 from edge.sources import Frame, SourceLost
@@ -40,9 +42,9 @@ STAGES = ("read", "detect", "crop", "infer", "state", "output")
 class FaceResult:
     detection: Detection
     expression: dict[str, float] | None = None
+    crop_mean: float | None = None  # mean grey of the expression crop (how well lit the face is)
     eyes_open: float | None = None
     yawn: float | None = None
-    crop_mean: float | None = None  # mean grey of the expression crop (how well lit the face is)
 
     def label(self) -> str:
         parts = []
@@ -105,8 +107,8 @@ class Monitor:
         self._check_rules()
         self.track: DriverTrack | None = None
         self.driver = DriverState()
-        self.drowsy = drowsiness.DrowsyState()
         self.emotion = EmotionState()
+        self.drowsy = drowsiness.DrowsyState()
         self.rules = {rule.name: RuleState() for rule in cfg.rules}
         self.timings: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=timing_window))
         self.counts: Counter[str] = Counter()
@@ -115,10 +117,8 @@ class Monitor:
         """A rule watching a signal that does not exist would never fire: refuse it at start, by name."""
         labels = self.expression.labels if self.expression is not None else []
         known = {"no_face_s", "distress", *drowsiness.SIGNALS, *(f"expression.{lb}" for lb in labels)}
-        if self.expression is not None:
-            known |= set(emotion.signal_names(labels))
         for i, rule in enumerate(self.cfg.rules):
-            if rule.signal in known:
+            if rule.signal in known or self.expression is not None and rule.signal in signal_names(labels):
                 continue
             expression_signal = rule.signal.startswith(("expression.", "emotion.")) or rule.signal == "distress"
             if expression_signal and self.expression is None:
@@ -257,19 +257,20 @@ class Monitor:
         self.drowsy = drowsiness.update(self.drowsy, obs, frame.ts, self.cfg.drowsiness)
         signals = self.signals(frame.ts, face is not None)
         signals.update(drowsiness.signals(self.drowsy, frame.ts, self.cfg.drowsiness))
+        events = []
         if self.expression is not None:
             closed = self.drowsy.closed and self.drowsy.openness is not None  # a closure read this frame
             seen = ExpressionObservation(probs, face.yawn, closed, face.crop_mean) if face is not None and \
                 probs is not None else ExpressionObservation()
-            self.emotion = emotion.update(self.emotion, seen, frame.ts, self.cfg.emotion, self.cfg.smoothing)
-            signals.update(emotion.signals(self.emotion, self.expression.labels, self.cfg.emotion))
-        events = []
-        held = self.emotion.held_s
+            self.emotion = emotion_update(self.emotion, seen, frame.ts, self.cfg.emotion, self.cfg.smoothing)
+            signals.update(emotion_signals(self.emotion, self.expression.labels, self.cfg.emotion))
         for rule in self.cfg.rules:
-            if held and emotion.holds_rule(rule):  # no expression evidence this frame: the rule's timers stop
-                self.rules[rule.name], fired = emotion.step_rule(self.rules[rule.name], None, frame.ts, rule, held)
-            else:
-                self.rules[rule.name], fired = step(self.rules[rule.name], signals.get(rule.signal), frame.ts, rule)
+            if self.emotion.held_s and holds_rule(rule):  # no expression evidence this frame: its timers stop
+                self.rules[rule.name], fired = step_rule(self.rules[rule.name], None, frame.ts, rule,
+                                                         self.emotion.held_s)
+                events += [Event("alert", e.rule, e.kind, e.level, e.timestamp, e.value) for e in fired]
+                continue
+            self.rules[rule.name], fired = step(self.rules[rule.name], signals.get(rule.signal), frame.ts, rule)
             events += [Event("alert", e.rule, e.kind, e.level, e.timestamp, e.value) for e in fired]
         self._timed("state", t)
         return FrameResult(frame, face, detected, signals, events)

@@ -43,9 +43,9 @@ import yaml
 
 from edge import config, emotion
 from edge.emotion import EmotionConfig
+from edge.emotion_replay import night_driver, run_emotion_replay
 from edge.monitor import FrameResult, run
 from edge.outputs import Dispatcher
-from edge.replay import night_driver, run_emotion_replay
 
 REPO = Path(__file__).resolve().parents[1]
 #: ../shared/data/video beside the checkout (a main clone or a worktree one level further down)
@@ -143,13 +143,14 @@ def nir_copy(clip: Path, out: Path, seed: int = 0) -> Path:
 def synthetic(drivers: int, variants: list[str]) -> dict[str, dict[str, int]]:
     """Alerts raised per variant over ``drivers`` synthesised tired night drivers of 3 minutes each."""
     out: dict[str, dict[str, int]] = {}
+    rules = [r for r in config.default_rules() if emotion.holds_rule(r)]
     for name in variants:
         cfg = EmotionConfig.model_validate(VARIANTS[name])
         raised: Counter[str] = Counter()
         for seed in range(drivers):
-            _, _, events = run_emotion_replay(night_driver(seed), emotion.default_rules(), cfg)
+            _, _, events = run_emotion_replay(night_driver(seed), rules, cfg)
             raised.update(e.rule for e in events if e.kind == "raise")
-        out[name] = {rule.name: raised.get(rule.name, 0) for rule in emotion.default_rules()}
+        out[name] = {rule.name: raised.get(rule.name, 0) for rule in rules}
     return out
 
 
