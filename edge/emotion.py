@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from edge.alerts import AlertEvent, RuleConfig, RuleState, step
 from edge.temporal import SmoothingConfig
 
-#: Expressions whose sum is the ``distress`` signal.
+#: Expressions whose sum is the ``distress`` signal (as edge/monitor.py's plain ``distress``).
 DISTRESS = ("fear", "sad")
 #: Resolution of the baseline's per-class histograms (probability bins of 0.01).
 BASELINE_BINS = 100

@@ -24,7 +24,7 @@ from edge.contract import ContractError
 from edge.crop import crop, crop_rotated, eye_line, keypoints_from_box
 from edge.detectors import Detection
 from edge.drowsiness import Observation
-from edge.emotion import DISTRESS, EmotionState, ExpressionObservation, holds_rule, signal_names, step_rule
+from edge.emotion import EmotionState, ExpressionObservation, holds_rule, signal_names, step_rule
 from edge.emotion import signals as emotion_signals
 from edge.emotion import update as emotion_update
 from edge.events import Event
@@ -35,6 +35,8 @@ from edge.tracking import DriverTrack, rank_faces, roi_for, update
 
 log = logging.getLogger("edgefer.monitor")
 
+#: Expressions whose sum is the ``distress`` signal.
+DISTRESS = ("fear", "sad")
 STAGES = ("read", "detect", "crop", "infer", "state", "output")
 
 

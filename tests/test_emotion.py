@@ -195,9 +195,10 @@ def test_emotion_config_is_validated_and_in_the_monitor_config():
 
 
 def test_the_monitor_feeds_the_emotion_signals_and_off_reproduces_the_plain_ones():
-    from edge.monitor import Monitor
+    from edge.monitor import DISTRESS, Monitor
     from edge.sources.demo import DemoSource
 
+    assert DISTRESS == emotion.DISTRESS
     raw = {"privacy": {"block_network": False}, "source": {"type": "demo", "duration_s": 3.0, "fps": 10.0}}
     for emotion_cfg, same in ((EmotionConfig.off().model_dump(), True), ({}, False)):
         cfg = config.validate({**raw, "emotion": emotion_cfg})
