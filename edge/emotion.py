@@ -42,6 +42,8 @@ from edge.temporal import SmoothingConfig
 DISTRESS = ("fear", "sad")
 #: Resolution of the baseline's per-class histograms (probability bins of 0.01).
 BASELINE_BINS = 100
+#: While learning, the provisional baseline is recomputed once per this many seconds of evidence (not per frame).
+BASELINE_REFRESH_S = 1.0
 
 
 class EmotionConfig(BaseModel):
@@ -109,6 +111,7 @@ class EmotionState:
     histogram: np.ndarray | None = None  # (classes, BASELINE_BINS) seconds of evidence per probability bin
     calibrated_s: float = 0.0  # seconds of evidence in the histogram
     baseline: np.ndarray | None = None  # per-class resting probabilities, fixed once calibrated
+    provisional: np.ndarray | None = None  # the median so far, while learning (after baseline_min_s)
 
 
 def light_weight(crop_mean: float | None, cfg: EmotionConfig) -> float:
@@ -119,18 +122,16 @@ def light_weight(crop_mean: float | None, cfg: EmotionConfig) -> float:
 
 
 def weighted_median(histogram: np.ndarray) -> np.ndarray:
-    """Per row of a (classes, bins) histogram over [0, 1]: the median, interpolated inside its bin."""
-    bins = histogram.shape[1]
-    out = np.zeros(histogram.shape[0])
-    for i, row in enumerate(histogram):
-        total = row.sum()
-        if total <= 0:
-            continue
-        cumulative = np.cumsum(row)
-        k = int(np.searchsorted(cumulative, total / 2))
-        before = cumulative[k - 1] if k else 0.0
-        out[i] = (k + (total / 2 - before) / row[k]) / bins
-    return out
+    """Per row of a (classes, bins) histogram over [0, 1]: the median, interpolated inside its bin (0 for an
+    empty row)."""
+    rows, bins = np.arange(histogram.shape[0]), histogram.shape[1]
+    cumulative = np.cumsum(histogram, axis=1)
+    half = cumulative[:, -1] / 2
+    k = np.argmax(cumulative >= half[:, None], axis=1)  # the first bin that reaches half the weight
+    before = np.where(k > 0, cumulative[rows, k - 1], 0.0)
+    inside = histogram[rows, k]
+    median = (k + (half - before) / np.where(inside > 0, inside, 1.0)) / bins
+    return np.where(half > 0, median, 0.0)
 
 
 def update(state: EmotionState, obs: ExpressionObservation, ts: float, cfg: EmotionConfig,
@@ -175,20 +176,22 @@ def update(state: EmotionState, obs: ExpressionObservation, ts: float, cfg: Emot
         histogram[np.arange(probs.size), index] += weight * dt
         calibrated = s.calibrated_s + weight * dt
         if calibrated >= cfg.baseline_s:
-            return replace(s, histogram=None, calibrated_s=calibrated,
+            return replace(s, histogram=None, calibrated_s=calibrated, provisional=None,
                            baseline=np.minimum(weighted_median(histogram), cfg.max_baseline))
-        s = replace(s, histogram=histogram, calibrated_s=calibrated)
+        provisional = s.provisional
+        if calibrated >= cfg.baseline_min_s and (provisional is None or calibrated // BASELINE_REFRESH_S
+                                                 != s.calibrated_s // BASELINE_REFRESH_S):
+            provisional = np.minimum(weighted_median(histogram), cfg.max_baseline)
+        s = replace(s, histogram=histogram, calibrated_s=calibrated, provisional=provisional)
     return s
 
 
 def baseline(state: EmotionState, cfg: EmotionConfig) -> np.ndarray | None:
-    """The resting expression in use: the learned one, a provisional median while learning, or None before
-    ``baseline_min_s`` seconds of evidence."""
+    """The resting expression in use: the learned one, a provisional median while learning (refreshed every
+    ``BASELINE_REFRESH_S`` of evidence), or None before ``baseline_min_s`` seconds of evidence."""
     if state.baseline is not None:
         return state.baseline
-    if state.histogram is None or state.calibrated_s < cfg.baseline_min_s:
-        return None
-    return np.minimum(weighted_median(state.histogram), cfg.max_baseline)
+    return state.provisional if state.calibrated_s >= cfg.baseline_min_s else None
 
 
 def _excess(p: float, b: float) -> float:
