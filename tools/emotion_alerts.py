@@ -15,7 +15,9 @@ closed-eye reading and over the others; the share of the evidence the average is
 and the share of frames with a face on which each rule's signal is at or above its threshold.
 
     python tools/emotion_alerts.py [CLIP ...] [--variants before,after] [--look nir] [--json OUT] [--print-configs]
-    python tools/emotion_alerts.py --synthetic 3     # the issue's night drivers, synthesised (edge/replay.py)
+    python tools/emotion_alerts.py --synthetic 3     # the issue's night drivers, synthesised (edge/emotion_replay.py)
+    python tools/emotion_alerts.py --fer2013 ../shared/data/fer2013/fer2013.csv.gz   # where dark_below/dim_below
+                                                     # come from: the training faces' mean grey percentiles
 
 ``--look nir`` runs night-time near-infrared-looking copies of the clips instead (written to a temporary MJPG
 file, frame by frame: flat contrast, lifted blacks, soft focus, seeded sensor noise; the whole-frame version of
@@ -154,6 +156,25 @@ def synthetic(drivers: int, variants: list[str]) -> dict[str, dict[str, int]]:
     return out
 
 
+def fer2013_light(path: Path) -> dict[str, float]:
+    """Percentiles of the mean grey level of FER2013's Training faces (the light the expression model knows)."""
+    import csv
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    means = []
+    with opener(path, "rt") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        pixels, usage = header.index("pixels"), header.index("Usage")
+        for row in reader:
+            if row[usage] == "Training":
+                means.append(np.asarray(row[pixels].split(), dtype=np.float32).mean())
+    levels = (0.5, 1, 2, 5, 10, 50)
+    return {"faces": len(means), **{f"p{q:g}": round(float(v), 1) for q, v in zip(levels, np.percentile(means, levels),
+                                                                              strict=True)}}
+
+
 def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f} %"
 
@@ -163,6 +184,8 @@ def main() -> int:
     ap.add_argument("clips", nargs="*", help="videos, or demo (default: the shared real clips and the demo)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
     ap.add_argument("--look", choices=["nir"], help="run near-infrared-looking copies of the clips instead")
+    ap.add_argument("--fer2013", type=Path, help="instead of clips: the mean grey percentiles of FER2013's "
+                                                 "Training faces (fer2013.csv[.gz])")
     ap.add_argument("--synthetic", type=int, metavar="N", help="instead of clips: N synthesised night drivers")
     ap.add_argument("--json", type=Path, help="write every figure here")
     ap.add_argument("--print-configs", action="store_true", help="print each variant's config file first")
@@ -172,6 +195,9 @@ def main() -> int:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         ap.error(f"--variants: unknown {unknown}; known: {', '.join(VARIANTS)}")
+    if args.fer2013:
+        print(json.dumps(fer2013_light(args.fer2013)))
+        return 0
     if args.synthetic:
         table = synthetic(args.synthetic, variants)
         print(f"| {args.synthetic} synthetic night drivers x 3 min | "
