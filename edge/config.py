@@ -21,6 +21,7 @@ from edge.attention import AttentionConfig
 from edge.attention import default_rules as attention_rules
 from edge.drowsiness import DrowsinessConfig
 from edge.drowsiness import default_rules as drowsiness_rules
+from edge.emotion import EmotionConfig
 from edge.plugins import config_union
 from edge.temporal import SmoothingConfig
 from edge.tracking import TrackingConfig
@@ -90,9 +91,9 @@ def default_rules() -> list[RuleConfig]:
     return drowsiness_rules() + attention_rules() + [
         RuleConfig(name="driver_not_visible", signal="no_face_s", threshold=3.0, release=0.5, levels=[0.0, 7.0],
                    clear_after_s=1.0),
-        RuleConfig(name="anger", signal="expression.angry", threshold=0.5, release=0.35, levels=[3.0, 10.0],
+        RuleConfig(name="anger", signal="emotion.angry", threshold=0.5, release=0.35, levels=[3.0, 10.0],
                    clear_after_s=3.0, cooldown_s=30.0),
-        RuleConfig(name="distress", signal="distress", threshold=0.55, release=0.4, levels=[4.0, 12.0],
+        RuleConfig(name="distress", signal="emotion.distress", threshold=0.55, release=0.4, levels=[4.0, 12.0],
                    clear_after_s=3.0, cooldown_s=30.0),
     ]
 
@@ -110,6 +111,9 @@ class MonitorConfig(BaseModel):
                                      description="detection schedule and which face is the driver")
     models: ModelsConfig = Field(default_factory=ModelsConfig, description="the models run on the driver's face")
     smoothing: SmoothingConfig = Field(default_factory=SmoothingConfig, description="expression smoothing")
+    emotion: EmotionConfig = Field(default_factory=EmotionConfig,
+                                   description="emotion evidence: paused on yawns and closed eyes, weighed by light, "
+                                               "relative to the driver's baseline (edge/emotion.py)")
     drowsiness: DrowsinessConfig = Field(default_factory=DrowsinessConfig,
                                          description="eye, yawn, head and light signals (edge/drowsiness.py)")
     attention: AttentionConfig = Field(default_factory=AttentionConfig,
@@ -234,8 +238,8 @@ def dump_defaults() -> str:
     kinds = {"source": (sources.__name__, sources.Source), "detector": (detectors.__name__, detectors.FaceDetector),
              "outputs": (outputs.__name__, outputs.Output)}
     nested = {"tracking": TrackingConfig, "models": ModelsConfig, "smoothing": SmoothingConfig,
-              "drowsiness": DrowsinessConfig, "attention": AttentionConfig, "privacy": PrivacyConfig,
-              "faults": FaultConfig, "rules": RuleConfig, "security": SecurityConfig}
+              "drowsiness": DrowsinessConfig, "attention": AttentionConfig, "emotion": EmotionConfig,
+              "privacy": PrivacyConfig, "faults": FaultConfig, "rules": RuleConfig, "security": SecurityConfig}
     out = ["# edgefer monitor config: every key is optional; unknown keys are an error.",
            "# Check a file with: edgefer config --check FILE", ""]
     for key, value in data.items():

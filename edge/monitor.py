@@ -26,6 +26,9 @@ from edge.contract import ContractError
 from edge.crop import crop, crop_rotated, eye_line, keypoints_from_box
 from edge.detectors import Detection
 from edge.drowsiness import Observation
+from edge.emotion import EmotionState, ExpressionObservation, holds_rule, signal_names, step_rule
+from edge.emotion import signals as emotion_signals
+from edge.emotion import update as emotion_update
 from edge.events import Event
 from edge.models import Classifier, models_dir
 from edge.signing import TrustPolicy
@@ -44,6 +47,7 @@ STAGES = ("read", "detect", "crop", "infer", "pose", "state", "output")
 class FaceResult:
     detection: Detection
     expression: dict[str, float] | None = None
+    crop_mean: float | None = None  # mean grey of the expression crop (how well lit the face is)
     eyes_open: float | None = None
     yawn: float | None = None
     head_pose: tuple[float, float, float] | None = None  # (yaw, pitch, roll) degrees, see edge.headpose
@@ -131,6 +135,7 @@ class Monitor:
         self._check_rules()
         self.track: DriverTrack | None = None
         self.driver = DriverState()
+        self.emotion = EmotionState()
         self.drowsy = drowsiness.DrowsyState()
         self.attention = attention.AttentionState()
         self.rules = {rule.name: RuleState() for rule in cfg.rules}
@@ -143,9 +148,9 @@ class Monitor:
         known = {"no_face_s", "distress", *drowsiness.SIGNALS, *attention.SIGNALS,
                  *(f"expression.{lb}" for lb in labels)}
         for i, rule in enumerate(self.cfg.rules):
-            if rule.signal in known:
+            if rule.signal in known or self.expression is not None and rule.signal in signal_names(labels):
                 continue
-            expression_signal = rule.signal.startswith("expression.") or rule.signal == "distress"
+            expression_signal = rule.signal.startswith(("expression.", "emotion.")) or rule.signal == "distress"
             if expression_signal and self.expression is None:
                 log.warning("rule %s watches %s but no expression model is loaded: it will not fire",
                             rule.name, rule.signal)
@@ -176,6 +181,7 @@ class Monitor:
             crop_ms, infer_ms = crop_ms + (t1 - t) * 1e3, infer_ms + (t2 - t1) * 1e3
             t = t2
             result.expression = {k: float(p) for k, p in zip(self.expression.labels, probs, strict=True)}
+            result.crop_mean = float(patch.mean())
         if self.eye_state is not None or self.yawn is not None:
             keypoints = det.keypoints or keypoints_from_box(det.box)
             iod, angle = eye_line(keypoints)
@@ -289,7 +295,18 @@ class Monitor:
         signals.update(drowsiness.signals(self.drowsy, frame.ts, self.cfg.drowsiness))
         signals.update(attention.signals(self.attention, frame.ts, self.cfg.attention))
         events = []
+        if self.expression is not None:
+            closed = self.drowsy.closed and self.drowsy.openness is not None  # a closure read this frame
+            seen = ExpressionObservation(probs, face.yawn, closed, face.crop_mean) if face is not None and \
+                probs is not None else ExpressionObservation()
+            self.emotion = emotion_update(self.emotion, seen, frame.ts, self.cfg.emotion, self.cfg.smoothing)
+            signals.update(emotion_signals(self.emotion, self.expression.labels, self.cfg.emotion))
         for rule in self.cfg.rules:
+            if self.emotion.held_s and holds_rule(rule):  # no expression evidence this frame: its timers stop
+                self.rules[rule.name], fired = step_rule(self.rules[rule.name], None, frame.ts, rule,
+                                                         self.emotion.held_s)
+                events += [Event("alert", e.rule, e.kind, e.level, e.timestamp, e.value) for e in fired]
+                continue
             self.rules[rule.name], fired = step(self.rules[rule.name], signals.get(rule.signal), frame.ts, rule)
             events += [Event("alert", e.rule, e.kind, e.level, e.timestamp, e.value) for e in fired]
         self._timed("state", t)
