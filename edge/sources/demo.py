@@ -185,15 +185,17 @@ class MeshTurn:
         back[~ok] = -1e4  # a triangle seen edge-on has no area to fill
         back = np.concatenate([np.full((1, 2, 3), 0.0), back])
         back[0, :, 2] = -1e4  # label 0: outside the head
-        yy, xx = np.mgrid[0:y1 - y0, 0:x1 - x0].astype(np.float32)
-        m = back[label].astype(np.float32)  # [h, w, 2, 3]
-        map_x = m[..., 0, 0] * xx + m[..., 0, 1] * yy + m[..., 0, 2]
-        map_y = m[..., 1, 0] * xx + m[..., 1, 1] * yy + m[..., 1, 2]
+        coeff = back.astype(np.float32).reshape(-1, 6)
+        xx = np.arange(x1 - x0, dtype=np.float32)[None, :]
+        yy = np.arange(y1 - y0, dtype=np.float32)[:, None]
+        map_x = coeff[:, 0][label] * xx + coeff[:, 1][label] * yy + coeff[:, 2][label]
+        map_y = coeff[:, 3][label] * xx + coeff[:, 4][label] * yy + coeff[:, 5][label]
+        warped = cv2.remap(cv2.merge(images), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                           borderValue=0)
         out = []
-        for image in images:
+        for channel in cv2.split(warped) if len(images) > 1 else [warped]:
             full = np.zeros((height, width), np.float32)
-            full[y0:y1, x0:x1] = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                                           borderValue=0)
+            full[y0:y1, x0:x1] = channel
             out.append(full)
         return out
 
