@@ -4,8 +4,12 @@ out of view, a dark near-infrared-like stretch, then a 1.5 s check of the left m
 and a 5 s look down at the centre console (long enough for ``phone_use``). No camera, no download; timestamps
 come from the script (frame k at k / fps), so a run gives the same events however fast the machine is.
 
-The looks turn the photo in 3-D **as a plane** (a homography, ``cv2.warpPerspective``): enough to check the chain
-(detector, pose, zones, rules), not a real head, whose nose and cheeks would move against the eyes.
+The looks turn the default photo's face in 3-D as a textured mesh (:class:`MeshTurn`: FaceMesh's landmarks on the
+photo, committed in ``demo_landmarks.json`` by ``tools/demo_face_landmarks.py``, with the head-pose template's
+depth), so the nose and cheeks move against the eyes and the shipped head-pose model reads the looks. It is a
+rendered approximation of a head turn, not a real one. Any other photo (``photo: PATH``) has no landmarks: its
+looks turn the photo **as a plane** (a homography, :func:`plane_turn`), which a head-pose model reads as almost
+frontal; enough to check the chain with a scripted pose, not from pixels.
 
 The script is public (:data:`SCRIPT`, :func:`truth_at`, :func:`pose_at`) so tests and benchmarks know what the
 monitor should see.
