@@ -130,6 +130,43 @@ def test_driver_is_large_and_central_and_keeps_the_role():
 
 # --- the loop -------------------------------------------------------------------------------------------------
 
+def test_demo_turns_its_own_photo_as_a_mesh_and_any_other_photo_as_a_plane(tmp_path):
+    """The looks turn the default photo as a textured 3-D mesh (its FaceMesh landmarks ship beside the demo): the
+    nose moves against the outer eye corners, towards the image's left for yaw > 0 (AFLW2000 signs) and down for
+    pitch < 0. Another photo has no landmarks: its looks fall back to the plane turn, and still render."""
+    from edge.headpose import load_template, rotation_matrix
+    from edge.sources.demo import LANDMARKS_FILE, MeshTurn
+
+    raw = json.loads(LANDMARKS_FILE.read_text())
+    points = np.asarray(raw["points"], np.float64)
+    assert points.shape == (468, 2) and raw["photo"] == "grace_hopper"
+    assert (points >= 0).all() and (points < raw["photo_size"]).all()
+    mesh = MeshTurn(points, load_template(), (raw["photo_size"][1], raw["photo_size"][0]))
+    nose, eyes = 1, [33, 263]  # FaceMesh: nose tip, the two outer eye corners
+
+    def nose_offset(yaw: float, pitch: float) -> np.ndarray:
+        rel = np.column_stack([mesh.source - mesh.pivot[:2], mesh.depth - mesh.pivot[2]])
+        turned = rel @ rotation_matrix(yaw, pitch, 0.0).T
+        return turned[nose, :2] - turned[eyes, :2].mean(axis=0)
+
+    straight = nose_offset(0, 0)
+    assert nose_offset(30, 0)[0] < straight[0] - 10 and nose_offset(-30, 0)[0] > straight[0] + 10
+    assert nose_offset(0, -30)[1] > straight[1] + 5  # looking down: the nose tip drops towards the mouth
+
+    demo = DemoSource(DemoConfig(fps=5.0))
+    demo.open()
+    assert demo.mesh is not None
+    other = tmp_path / "face.png"
+    cv2.imwrite(str(other), cv2.imread(str(sample_image_path("grace_hopper"))))
+    plane = DemoSource(DemoConfig(photo=str(other), fps=5.0))
+    plane.open()
+    assert plane.mesh is None
+    console = 41.0  # mid-look
+    turned_mesh, turned_plane = demo._render(console), plane._render(console)
+    assert turned_mesh.shape == turned_plane.shape == (360, 640)
+    assert not np.array_equal(turned_mesh, turned_plane)
+
+
 def test_demo_run_raises_driver_not_visible_in_the_hidden_stretch():
     cfg = quiet(source={"type": "demo", "duration_s": 22.0, "fps": 10.0})
     seen = []

@@ -33,7 +33,7 @@ def main() -> None:
         truth = truth_at(r.frame.ts)
         if truth.face == "hidden":
             continue
-        key = f"{truth.light}/{truth.eyes}"
+        key = f"{truth.light}/{truth.eyes}" + ("" if truth.look == "road" else f"/{truth.look}")
         s = stats.setdefault(key, {"frames": 0, "face": 0, "right": 0})
         s["frames"] += 1
         if r.driver is None or r.driver.eyes_open is None:

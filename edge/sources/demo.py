@@ -4,8 +4,12 @@ out of view, a dark near-infrared-like stretch, then a 1.5 s check of the left m
 and a 5 s look down at the centre console (long enough for ``phone_use``). No camera, no download; timestamps
 come from the script (frame k at k / fps), so a run gives the same events however fast the machine is.
 
-The looks turn the photo in 3-D **as a plane** (a homography, ``cv2.warpPerspective``): enough to check the chain
-(detector, pose, zones, rules), not a real head, whose nose and cheeks would move against the eyes.
+The looks turn the default photo's face in 3-D as a textured mesh (:class:`MeshTurn`: FaceMesh's landmarks on the
+photo, committed in ``demo_landmarks.json`` by ``tools/demo_face_landmarks.py``, with the head-pose template's
+depth), so the nose and cheeks move against the eyes and the shipped head-pose model reads the looks. It is a
+rendered approximation of a head turn, not a real one. Any other photo (``photo: PATH``) has no landmarks: its
+looks turn the photo **as a plane** (a homography, :func:`plane_turn`), which a head-pose model reads as almost
+frontal; enough to check the chain with a scripted pose, not from pixels.
 
 The script is public (:data:`SCRIPT`, :func:`truth_at`, :func:`pose_at`) so tests and benchmarks know what the
 monitor should see.
@@ -96,6 +100,135 @@ def plane_turn(yaw: float, pitch: float, centre: tuple[float, float], focal: flo
     return k @ np.column_stack([r[:, 0], r[:, 1], [0, 0, focal]]) @ to_centre
 
 
+#: FaceMesh's landmarks on the default photo (``tools/demo_face_landmarks.py`` made them, once).
+LANDMARKS_FILE = Path(__file__).with_name("demo_landmarks.json")
+#: The mesh's rings round the face (as multiples of the landmarks' hull about their centre) and how far each sits
+#: behind the face's outline (in the face's RMS radius); chosen so the real estimator reads the demo's looks.
+RING_SCALES = (1.25, 1.6)
+RING_DEPTHS = (0.3, 0.8)
+#: While the head turns, the photo's own backdrop (a flag) fades out beyond this multiple of the landmarks' hull,
+#: over the first TURN_FADE_DEG of the turn: a head turns, its backdrop does not.
+HEAD_MASK_SCALE = 1.3
+TURN_FADE_DEG = 20.0
+
+
+class MeshTurn:
+    """Turns the head crop in 3-D as a textured mesh, for the default photo only (whose landmarks the demo knows).
+
+    FaceMesh's 468 landmarks on the photo (:data:`LANDMARKS_FILE`) are each given the depth of the head-pose
+    template (``models/headpose/facemesh_template.json``, scaled to the photo's face by a least-squares fit of its
+    x, y to the landmarks); two rings of points round the face (hair, hat, the photo's backdrop) slope back behind
+    the face's outline (:data:`RING_DEPTHS`), and the crop's corners and edge midpoints sit with the outer ring.
+    The points turn about the face's centre, are projected by a pinhole camera, and the photo is warped triangle
+    by triangle (a Delaunay triangulation made once; painter's order: triangles seen from behind first, then far
+    to near), so the nose and cheeks move against the eyes and the far cheek hides as on a real head.
+
+    Still a rendered approximation of a head turn, not one: the texture is the frontal photo's (the side of the
+    head a real turn shows is the photo's cheek edge, stretched), and the depth is an average face's.
+    """
+
+    def __init__(self, points: np.ndarray, template: np.ndarray, shape: tuple[int, int]) -> None:
+        hh, hw = shape
+        centre = points.mean(axis=0)
+        flat = template[:, :2] - template[:, :2].mean(axis=0)
+        scale = float(((points - centre) * flat).sum() / (flat * flat).sum())  # template units -> photo pixels
+        depth = scale * (template[:, 2] - template[:, 2].mean())  # z away from the camera, 0 at the face's centre
+        outline = float(depth.max())
+        self.hull = cv2.convexHull(points.astype(np.float32))[:, 0, :].astype(np.float64)
+        rings = [centre + k * (self.hull - centre) for k in RING_SCALES]
+        border = [(x, y) for x in (0, hw / 2, hw - 1) for y in (0, hh / 2, hh - 1) if (x, y) != (hw / 2, hh / 2)]
+        extra = np.vstack([*rings, np.array(border, np.float64)])
+        extra[:, 0] = extra[:, 0].clip(0, hw - 1)
+        extra[:, 1] = extra[:, 1].clip(0, hh - 1)
+        self.centre = centre
+        self.source = np.vstack([points, extra])
+        self.depth = np.concatenate([depth, np.full(len(rings[0]), outline + RING_DEPTHS[0] * scale),
+                                     np.full(len(extra) - len(rings[0]), outline + RING_DEPTHS[1] * scale)])
+        self.pivot = np.array([centre[0], centre[1], 0.0])
+        subdiv = cv2.Subdiv2D((-1, -1, hw + 2, hh + 2))
+        index = {}
+        for i, (x, y) in enumerate(self.source):
+            index.setdefault((round(float(x), 3), round(float(y), 3)), i)
+            subdiv.insert((float(x), float(y)))
+        triangles = []
+        for tri in subdiv.getTriangleList():
+            corners = [index.get((round(float(tri[j]), 3), round(float(tri[j + 1]), 3))) for j in (0, 2, 4)]
+            if None not in corners:
+                triangles.append(corners)
+        self.triangles = np.array(triangles, np.int64)
+        src = self.source[self.triangles]  # [T, 3, 2]
+        self._src_area = np.sign(_signed_area(src))
+
+    def warp(self, images: list[np.ndarray], yaw: float, pitch: float, affine: np.ndarray, focal: float,
+             size: tuple[int, int]) -> list[np.ndarray]:
+        """``images`` (float32 head crops) turned by yaw/pitch (AFLW2000 signs) about the pivot, seen by a pinhole
+        camera of ``focal`` crop pixels at the pivot's distance, then placed in a ``size`` frame by ``affine``."""
+        from edge.headpose import rotation_matrix
+
+        rel = np.column_stack([self.source - self.pivot[:2], self.depth - self.pivot[2]])
+        turned = rel @ rotation_matrix(yaw, pitch, 0.0).T
+        persp = focal / np.maximum(focal + turned[:, 2], 1e-3 * focal)
+        flat = turned[:, :2] * persp[:, None] + self.pivot[:2]
+        dst = flat @ affine[:, :2].T + affine[:, 2]
+        width, height = size
+        x0, y0 = np.floor(dst.min(axis=0)).astype(int).clip(0, [width - 1, height - 1])
+        x1, y1 = np.ceil(dst.max(axis=0)).astype(int).clip(0, [width - 1, height - 1]) + 1
+        tri_dst = dst[self.triangles] - (x0, y0)  # [T, 3, 2] in the box's pixels
+        # back faces first, then front faces from far to near: the nearest surface ends up on top
+        facing = np.sign(_signed_area(tri_dst)) == self._src_area
+        order = np.lexsort((-turned[self.triangles, 2].mean(axis=1), facing))
+        label = np.zeros((y1 - y0, x1 - x0), np.uint16)
+        fixed = np.round(tri_dst * 16).astype(np.int32)
+        for k in order:
+            cv2.fillConvexPoly(label, fixed[k], int(k) + 1, cv2.LINE_8, 4)
+        # per triangle, the affine map from box pixels back to crop pixels
+        homog = np.concatenate([tri_dst, np.ones((len(tri_dst), 3, 1))], axis=2)  # [T, 3, 3]
+        ok = np.abs(np.linalg.det(homog)) > 1e-6
+        homog[~ok] = np.eye(3)
+        back = np.swapaxes(np.linalg.solve(homog, self.source[self.triangles]), 1, 2)  # [T, 2, 3]
+        back[~ok] = -1e4  # a triangle seen edge-on has no area to fill
+        back = np.concatenate([np.full((1, 2, 3), 0.0), back])
+        back[0, :, 2] = -1e4  # label 0: outside the head
+        coeff = back.astype(np.float32).reshape(-1, 6)
+        xx = np.arange(x1 - x0, dtype=np.float32)[None, :]
+        yy = np.arange(y1 - y0, dtype=np.float32)[:, None]
+        map_x = coeff[:, 0][label] * xx + coeff[:, 1][label] * yy + coeff[:, 2][label]
+        map_y = coeff[:, 3][label] * xx + coeff[:, 4][label] * yy + coeff[:, 5][label]
+        warped = cv2.remap(cv2.merge(images), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                           borderValue=0)
+        out = []
+        for channel in cv2.split(warped) if len(images) > 1 else [warped]:
+            full = np.zeros((height, width), np.float32)
+            full[y0:y1, x0:x1] = channel
+            out.append(full)
+        return out
+
+
+def _signed_area(tri: np.ndarray) -> np.ndarray:
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+
+def _mesh_for(photo_name: str, photo: Path, origin: tuple[int, int], shape: tuple[int, int]) -> MeshTurn | None:
+    """The mesh for the default photo; None (the looks fall back to a plane turn) for any other photo, whose
+    landmarks the demo does not know."""
+    import json
+
+    from edge.headpose import load_template
+
+    try:
+        raw = json.loads(LANDMARKS_FILE.read_text())
+    except (OSError, ValueError):
+        return None
+    if raw.get("photo") != photo_name or photo != sample_image_path(photo_name):
+        return None
+    image_size = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE).shape[::-1]
+    if list(image_size) != raw.get("photo_size"):
+        return None
+    points = np.asarray(raw["points"], np.float64) - origin
+    return MeshTurn(points, load_template(), shape)
+
+
 class DemoConfig(SourceConfig):
     type: Literal["demo"] = "demo"
     photo: str = Field("grace_hopper", description="a sample photo name or an image path with one frontal face")
@@ -109,9 +242,9 @@ class DemoConfig(SourceConfig):
     seed: int = Field(0, description="sensor noise seed")
 
 
-def _head_images(photo: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+def _head_images(photo: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int], tuple[int, int]]:
     """Grey head crops with eyes open and eyes closed (lids painted over the eyes found by OpenCV's eye
-    cascade), and the face box inside the crop."""
+    cascade), the face box inside the crop and the crop's top-left corner in the photo."""
     image = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
     if image is None:
         raise SourceError(f"{photo}: not a readable image")
@@ -142,7 +275,7 @@ def _head_images(photo: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, int, i
             x = cx + k * axes[0]
             y = cy + iod * 0.02 + axes[1] * (1 - k * k) ** 0.5
             cv2.line(closed, (int(x), int(y)), (int(x + k * iod * 0.03), int(y + iod * 0.05)), 45, 1, cv2.LINE_AA)
-    return head, closed, face_box
+    return head, closed, face_box, (x0, y0)
 
 
 def _eye_centres(head: np.ndarray, face_box: tuple[int, int, int, int]) -> list[tuple[float, float]]:
@@ -176,7 +309,8 @@ class DemoSource(Source):
     def open(self) -> None:
         cfg: DemoConfig = self.config  # type: ignore[assignment]
         photo = sample_image_path(cfg.photo) if "/" not in cfg.photo and "." not in cfg.photo else Path(cfg.photo)
-        self.open_head, self.closed_head, (fx, fy, fw, fh) = _head_images(photo)
+        self.open_head, self.closed_head, (fx, fy, fw, fh), origin = _head_images(photo)
+        self.mesh = _mesh_for(cfg.photo, photo, origin, self.open_head.shape)
         self.scale = cfg.face_height * cfg.height / fh
         self.face_centre = (fx + fw / 2, fy + fh / 2)
         self.background = _cabin(cfg.width, cfg.height)
@@ -185,6 +319,12 @@ class DemoSource(Source):
         cv2.ellipse(soft, (int(self.face_centre[0]), int(self.face_centre[1])), (int(fw * 0.75), int(fh * 1.05)),
                     0, 0, 360, 1.0, -1)
         self.alpha = cv2.GaussianBlur(soft, (0, 0), fw * 0.08)
+        self.head_alpha = self.alpha
+        if self.mesh is not None:
+            soft = np.zeros((hh, hw), np.float32)
+            ring = self.mesh.centre + HEAD_MASK_SCALE * (self.mesh.hull - self.mesh.centre)
+            cv2.fillConvexPoly(soft, np.round(ring).astype(np.int32), 1.0)
+            self.head_alpha = cv2.GaussianBlur(soft, (0, 0), fw * 0.06) * self.alpha
         rng = np.random.default_rng(cfg.seed)
         # sensor noise from a small pool: drawing a fresh field per frame would cost more than the monitor
         self.noise = [rng.normal(0, 1, (cfg.height, cfg.width)).astype(np.float32) for _ in range(8)]
@@ -207,7 +347,12 @@ class DemoSource(Source):
             m[1, 2] += cy - self.face_centre[1]
             size = (cfg.width, cfg.height)
             pose = pose_at(t)
-            if pose is not None and (pose[0] or pose[1]):  # a look: the photo turned in 3-D as a plane
+            if pose is not None and (pose[0] or pose[1]) and self.mesh is not None:  # a look: the head in 3-D
+                focal = FOCAL * cfg.width / scale
+                fade = min(1.0, max(abs(pose[0]), abs(pose[1])) / TURN_FADE_DEG)
+                blend = (1 - fade) * self.alpha + fade * self.head_alpha
+                face, alpha = self.mesh.warp([head.astype(np.float32), blend], pose[0], pose[1], m, focal, size)
+            elif pose is not None and (pose[0] or pose[1]):  # another photo: turned in 3-D as a plane
                 h = plane_turn(pose[0], pose[1], (cx, cy), FOCAL * cfg.width) @ np.vstack([m, [0, 0, 1]])
                 face = cv2.warpPerspective(head.astype(np.float32), h, size, flags=cv2.INTER_LINEAR)
                 alpha = cv2.warpPerspective(self.alpha, h, size, flags=cv2.INTER_LINEAR)
