@@ -145,7 +145,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(f"{result['frames']} frames in {result['seconds']} s: {result['fps']} fps, a face in "
-              f"{result['faces']}, peak RSS {result['rss_mb']} MB, on {result['board']}")
+              f"{result['faces']}, peak RSS {result['rss_mb']} MB, on {result['board']}, "
+              f"int8 features: {result['int8_features'] or 'unknown'}")
         for stage, st in result["stages"].items():
             print(f"  {stage:7s} p50 {st['p50']:7.3f}  p95 {st['p95']:7.3f}  p99 {st['p99']:7.3f} ms")
     return 0
@@ -210,7 +211,8 @@ def _cmd_bench_models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"per-model latency on {result['board']} ({result['runs']} runs each, median / p90 ms)")
+    print(f"per-model latency on {result['board']}, int8 features: {result['int8_features'] or 'unknown'} "
+          f"({result['runs']} runs each, median / p90 ms)")
     for m in result["models"]:
         cells = "  ".join(f"{t['threads']}t {t['median_ms']:.3f}/{t['p90_ms']:.3f}" for t in m["threads"])
         print(f"  {m['model']:24s} {m['backend']:10s} {cells}")

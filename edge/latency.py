@@ -7,7 +7,9 @@ import time
 import numpy as np
 
 
-class _Timed:
+class TimedModel:
+    """One model ready to run on a fixed random input; ``once()`` times set_tensor + invoke + get_tensor."""
+
     def __init__(self, path: str, threads: int) -> None:
         from edge.backends.litert import load_interpreter_class
 
@@ -35,7 +37,7 @@ class _Timed:
 
 def compare_latency(paths: dict[str, str], threads: int = 1, rounds: int = 2000, warmup: int = 200) -> dict:
     """Median / p90 / p99 ms per inference (set_tensor + invoke + get_tensor) for each model, interleaved."""
-    models = {name: _Timed(path, threads) for name, path in paths.items()}
+    models = {name: TimedModel(path, threads) for name, path in paths.items()}
     for _ in range(warmup):
         for m in models.values():
             m.once()

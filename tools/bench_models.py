@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 from pathlib import Path
 
+from edge.bench import machine_line
 from edge.latency import compare_latency
 from edge.models import resolve
 
@@ -30,7 +30,7 @@ def main() -> None:
     paths["peer:" + Path(args.peer).stem] = args.peer
     result = compare_latency(paths, threads=args.threads, rounds=args.rounds)
     peer = result["peer:" + Path(args.peer).stem]["median_ms"]
-    print(f"machine: {platform.machine()} {platform.processor() or ''} cores={os.cpu_count()} threads={args.threads}")
+    print(f"machine: {machine_line()}, threads={args.threads}")
     print(f"{'model':40} {'bytes':>9} {'median ms':>10} {'p90 ms':>8} {'vs peer':>8}")
     for name, r in result.items():
         r["bytes"] = Path(r["path"]).stat().st_size
@@ -38,7 +38,7 @@ def main() -> None:
         print(f"{name:40} {r['bytes']:9d} {r['median_ms']:10.4f} {r['p90_ms']:8.4f} {r['speedup_vs_peer']:7.2f}x")
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps({"machine": platform.machine(), "cores": os.cpu_count(),
+        args.json_out.write_text(json.dumps({"machine": machine_line(), "cores": os.cpu_count(),
                                              "results": result}, indent=2))
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import cv2
 
+from edge.bench import machine_line
+
 
 def run_fer(video: str) -> dict:
     from fer.fer import FER
@@ -63,9 +65,10 @@ def main() -> None:
         rounds["edgefer"].append(run_edgefer(args.video, args.config))
         print(f"round {i + 1}: fer {rounds['fer'][-1]}  edgefer {rounds['edgefer'][-1]}")
     best = {k: max(v, key=lambda r: r["fps"]) for k, v in rounds.items()}
-    result = {"video": args.video, "cpus": os.cpu_count(), "best": best, "rounds": rounds,
+    result = {"video": args.video, "cpus": os.cpu_count(), "machine": machine_line(), "best": best, "rounds": rounds,
               "speedup": round(best["edgefer"]["fps"] / best["fer"]["fps"], 2),
               "faces_at_least_peer": best["edgefer"]["faces"] >= best["fer"]["faces"]}
+    print(f"on {result['machine']}")
     print(f"fer per-frame API: {best['fer']['fps']} fps, a face in {best['fer']['faces']} of {best['fer']['frames']}")
     print(f"edgefer loop:      {best['edgefer']['fps']} fps, a face in {best['edgefer']['faces']} of "
           f"{best['edgefer']['frames']}  ({result['speedup']}x)")
