@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from edge.contract import ModelContract, sha256_of, sidecar_path, write_contract
+from edgefer.edge.contract import ModelContract, sha256_of, sidecar_path, write_contract
 
 
 class TargetError(ValueError):

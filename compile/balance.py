@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from edgefer.compile.evaluate import classification_report
 from torch import nn
-
-from compile.evaluate import classification_report
 
 #: The grid ``tau`` is chosen from. Negative values lean towards the frequent classes (training already weights
 #: rare classes up with ``--class-balance``, which may overshoot), positive ones towards the rare classes.
@@ -75,7 +74,7 @@ def choose_tau(rows: list[dict]) -> dict:
 def fold_into_classifier(model: nn.Module, shift: np.ndarray) -> None:
     """Add ``shift`` (one value per class) to the bias of the model's last linear layer, in place.
 
-    Only valid when that layer's output is the model's output (true of every net in compile.nets)."""
+    Only valid when that layer's output is the model's output (true of every net in edgefer.compile.nets)."""
     fc = getattr(model, "fc", None)
     if not isinstance(fc, nn.Linear):
         raise ValueError(f"{type(model).__name__} has no linear classifier 'fc' to fold the adjustment into")

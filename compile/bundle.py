@@ -98,8 +98,9 @@ def build_project_wheel(dest: Path) -> Path:
         wheel = dest / wheels[0].name
         shutil.copyfile(wheels[0], wheel)
     names = zipfile.ZipFile(wheel).namelist()
-    needed = ["edge/backends/litert.py", "edge/sources/demo.py", "edge/outputs/gpio.py", "edge/detectors/blazeface.py",
-              "edgefer_models/detectors/face_detection_short_range.tflite", "edgefer_models/fer-student.tflite"]
+    needed = ["edgefer/edge/backends/litert.py", "edgefer/edge/sources/demo.py", "edgefer/edge/outputs/gpio.py",
+              "edgefer/edge/detectors/blazeface.py",
+              "edgefer/models/detectors/face_detection_short_range.tflite", "edgefer/models/fer-student.tflite"]
     missing = [n for n in needed if n not in names]
     if missing:
         raise BundleError(f"{wheel.name} lacks {', '.join(missing)}: check [tool.setuptools] packages/package-data")
@@ -170,7 +171,7 @@ SHIPPED_MODELS = ("fer-student", "eye-state", "yawn", "head-pose")
 
 def sign_models(folder: Path, private_key) -> list[str]:
     """``NAME.sig`` beside every model in ``folder`` that has a sidecar; the signed model files' names."""
-    from edge.signing import sign_model
+    from edgefer.edge.signing import sign_model
 
     signed = []
     for sidecar in sorted(folder.glob("*.json")):
@@ -188,7 +189,7 @@ def sign_models(folder: Path, private_key) -> list[str]:
 
 def board_models(board: Board, models: Path | None, work: Path) -> Path:
     """The models compiled for the board's target: ``models`` (a compile --out folder) or compiled here."""
-    from compile.targets import compile_target
+    from edgefer.compile.targets import compile_target
 
     out = work / "models"
     if models is not None:
@@ -199,7 +200,7 @@ def board_models(board: Board, models: Path | None, work: Path) -> Path:
     elif board.target in ("rpi", "cpu", "coral"):
         # Every shipped task model, so the board config can name them all under /opt/edgefer/models, where the
         # bundle's signatures lie beside them (the wheel's own copies are not signed).
-        from edge.models import models_dir
+        from edgefer.edge.models import models_dir
 
         for name in SHIPPED_MODELS if board.target in ("rpi", "cpu") else SHIPPED_MODELS[:1]:
             if (models_dir() / f"{name}.tflite").is_file():
@@ -335,7 +336,7 @@ def build_bundle(board_name: str, out: str | Path, wheelhouse: str | Path | None
     wheel (default: built from this checkout); ``sign_key``: an ed25519 private key (``edgefer keygen``)."""
     from importlib.metadata import version
 
-    from edge.signing import SignatureError, key_id, load_private_key, public_pem, sign_file, signature_path
+    from edgefer.edge.signing import SignatureError, key_id, load_private_key, public_pem, sign_file, signature_path
 
     board = get_board(board_name)
     out = Path(out)

@@ -3,7 +3,7 @@ quantize, eval): :func:`register` adds them to the one ``edgefer`` command throu
 entry point, so the device side (``edge/cli.py``) never imports the toolchain. Each verb is a thin wrapper over a
 plain function and imports what it needs (torch, onnx2tf, TensorFlow, matplotlib) only when it runs, so
 ``edgefer --help`` stays fast and a board without those packages fails with an install hint. The training verbs
-also run data-parallel under ``torchrun --nproc_per_node N -m edge.cli VERB ...`` (compile/distributed.py).
+also run data-parallel under ``torchrun --nproc_per_node N -m edgefer VERB ...`` (compile/distributed.py).
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import os
 import sys
 from pathlib import Path
 
-#: compile.augment.PRESETS' names, spelled out so that listing the verbs never imports torch (a test keeps the
+#: edgefer.compile.augment.PRESETS' names, spelled out so that listing the verbs never imports torch (a test keeps the
 #: two equal).
 AUGMENT_PRESETS = ("expression", "expression-car", "eye_state", "yawn")
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
     try:
-        from compile.targets import TargetError, compile_target, describe_table
+        from edgefer.compile.targets import TargetError, compile_target, describe_table
     except ImportError as exc:
         raise SystemExit(f"this subcommand needs the toolchain: pip install -e '.[toolchain]' ({exc})") from None
     if args.list:
@@ -41,7 +41,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _cmd_bundle(args: argparse.Namespace) -> int:
-    from compile.bundle import BundleError, build_bundle
+    from edgefer.compile.bundle import BundleError, build_bundle
 
     try:
         result = build_bundle(args.board, args.out, wheelhouse=args.wheelhouse, offline=args.offline,
@@ -56,8 +56,8 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def _cmd_flash(args: argparse.Namespace) -> int:
-    from compile.bundle import BundleError
-    from compile.deploy import DeployError, flash
+    from edgefer.compile.bundle import BundleError
+    from edgefer.compile.deploy import DeployError, flash
 
     try:
         result = flash(args.bootfs, bundle=args.bundle, boot_path=args.boot_path, wheelhouse=args.wheelhouse,
@@ -69,8 +69,8 @@ def _cmd_flash(args: argparse.Namespace) -> int:
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
-    from compile.bundle import BundleError
-    from compile.deploy import DeployError, SshRunner, deploy
+    from edgefer.compile.bundle import BundleError
+    from edgefer.compile.deploy import DeployError, SshRunner, deploy
 
     runner = SshRunner(args.host, port=args.port, identity=args.identity)
     try:
@@ -84,14 +84,14 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 
 def _toolchain():
     try:
-        from compile import steps
+        from edgefer.compile import steps
     except ImportError as exc:
         raise SystemExit(f"this subcommand needs the toolchain: pip install -e '.[toolchain]' ({exc})") from None
     return steps
 
 
 def _train_config(args: argparse.Namespace, **defaults):
-    from compile.train import TrainConfig
+    from edgefer.compile.train import TrainConfig
 
     values = {**defaults}
     for field in ("epochs", "batch_size", "lr", "temperature", "alpha", "threads", "seed", "max_steps_per_epoch",
@@ -100,7 +100,7 @@ def _train_config(args: argparse.Namespace, **defaults):
         if value is not None:
             values[field] = value
     if getattr(args, "augment", None):
-        from compile.augment import PRESETS
+        from edgefer.compile.augment import PRESETS
 
         values["augment"] = PRESETS[args.augment]
     return TrainConfig(**values)
@@ -165,7 +165,7 @@ def _cmd_balance(args: argparse.Namespace) -> int:
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
     steps = _toolchain()
-    from compile.quantize import ParityBounds, ParityError
+    from edgefer.compile.quantize import ParityBounds, ParityError
 
     provenance = json.loads(Path(args.provenance).read_text()) if args.provenance else None
     bounds = ParityBounds(max_accuracy_drop=args.max_drop, min_top1_agreement=args.min_agreement)
@@ -176,7 +176,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     except ParityError as exc:
         print(json.dumps(getattr(exc, "report", {}), indent=1), file=sys.stderr)
         raise SystemExit(f"edgefer quantize: {exc}") from None
-    from compile.evaluate import format_report
+    from edgefer.compile.evaluate import format_report
 
     print(json.dumps(result["parity"], indent=1))
     print(format_report(result["eval"]))
@@ -185,10 +185,10 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from compile.evaluate import evaluate_model
+    from edgefer.compile.evaluate import evaluate_model
 
     report = evaluate_model(args.model, args.data, args.split, args.out, backend=args.backend)
-    from compile.evaluate import format_report
+    from edgefer.compile.evaluate import format_report
 
     print(format_report(report))
     print(f"wrote {Path(args.out) / 'eval.json'} and confusion.png")
@@ -197,7 +197,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     try:
-        from compile.report import ReportError, write_report
+        from edgefer.compile.report import ReportError, write_report
     except ImportError as exc:
         raise SystemExit(f"this subcommand needs the toolchain: pip install -e '.[toolchain]' ({exc})") from None
     try:

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from compile.artifacts import TargetError, write_artifact
-from edge.contract import ModelContract
+from edgefer.compile.artifacts import TargetError, write_artifact
+from edgefer.edge.contract import ModelContract
 
 #: Operations the Edge TPU runs (TFLite builtin names) and their documented limits.
 EDGETPU_OPS: dict[str, str] = {
@@ -214,7 +213,7 @@ def build_coral(path: Path, contract: ModelContract, out: Path, compiler: str | 
     when the compiler is available."""
     import json
 
-    from edge.contract import sidecar_path
+    from edgefer.edge.contract import sidecar_path
 
     name = contract.name
     model = write_artifact(path, out / f"{name}.tflite", contract, target="coral", threads=1)

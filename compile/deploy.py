@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
-from compile.bundle import BundleError, build_bundle, get_board, read_manifest
+from edgefer.compile.bundle import BundleError, build_bundle, get_board, read_manifest
 
 #: what the installer needs beyond the archive on the board (an unpacked copy plus the venv), as a multiple
 UNPACKED_FACTOR = 4

@@ -6,7 +6,7 @@ group: NCCL when CUDA is there (one GPU per process, ``cuda:LOCAL_RANK``), gloo 
 or with one process, there is no group and every helper here is the plain single-process code path, so the
 training verbs run unchanged both ways.
 
-Rules the toolchain keeps (see :func:`compile.train.fit`):
+Rules the toolchain keeps (see :func:`edgefer.compile.train.fit`):
 
 - every rank loads the same data and runs the same number of steps (collectives must pair up);
 - rank 0 alone writes files (checkpoints, logs, ``history.json``, soft labels, summaries); the others read what

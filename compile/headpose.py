@@ -1,9 +1,9 @@
 """The head-pose student: crops and labels (AFLW2000 train + FaceMesh pseudo-labels), augmentation, net, training.
 
-Every crop is cut the way the runtime cuts it (``edge.headpose.face_roi``: the BlazeFace box's long side x 1.5,
+Every crop is cut the way the runtime cuts it (``edgefer.edge.headpose.face_roi``: the BlazeFace box's long side x 1.5,
 eye line level) but stored wider (``STORE_SCALE``) so augmentation can shift, scale and turn it without
 inventing borders. Labels are the pose *in the crop*: the frame's pose turned back by the crop's eye-line
-angle (the runtime composes it in again, ``edge.headpose.uncrop_pose``).
+angle (the runtime composes it in again, ``edgefer.edge.headpose.uncrop_pose``).
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from edgefer.compile.nets import Normalize, conv_bn_relu
+from edgefer.edge.detectors import Detection
+from edgefer.edge.headpose import ROI_SCALE, FaceRoi, _rz, angles_from_matrix, face_roi, rotation_matrix
 from torch import nn
-
-from compile.nets import Normalize, conv_bn_relu
-from edge.detectors import Detection
-from edge.headpose import ROI_SCALE, FaceRoi, _rz, angles_from_matrix, face_roi, rotation_matrix
 
 INPUT_SIZE = 64
 #: Stored crops cover this much more than the model's crop, for augmentation.

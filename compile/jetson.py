@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from compile.artifacts import TargetError, write_artifact
-from edge.bench import machine_line
-from edge.contract import InputSpec, ModelContract, OutputSpec, sidecar_path
+from edgefer.compile.artifacts import TargetError, write_artifact
+from edgefer.edge.bench import machine_line
+from edgefer.edge.contract import InputSpec, ModelContract, OutputSpec, sidecar_path
 
 OPSET = 17
 
@@ -156,15 +155,15 @@ def float_contract(contract: ModelContract, nchw: list[int]) -> dict[str, Any]:
 def build_jetson(path: Path, contract: ModelContract, out: Path, data: str | Path, calib_count: int = 400,
                  split: str = "PrivateTest", min_agreement: float = 0.97, max_drop: float = 0.005) -> dict[str, Any]:
     """Float and int8 QDQ ONNX plus the engine script; fails when the int8 ONNX drifts from the float ONNX past the
-    bounds the int8 TFLite is held to (``compile.quantize.ParityBounds``: top-1 agreement, accuracy drop).
+    bounds the int8 TFLite is held to (``edgefer.compile.quantize.ParityBounds``: top-1 agreement, accuracy drop).
 
     Until 2026-12-01 the gate was int8 ONNX vs int8 TFLite agreement >= 0.98. That compares two independent
     quantisations, each about 98 % in agreement with the float model, so it asked more of the pair than the
     TFLite gate asks of either, and it failed two logit-adjusted builds (97.9 %, 97.5 %) whose int8 ONNX was as
     accurate as the int8 TFLite. It was changed after that second failure; the pair's agreement is still measured
     and written to the parity report and the sidecar."""
-    from compile.data import load_dataset
-    from compile.quantize import calibration_images, run_onnx, run_tflite
+    from edgefer.compile.data import load_dataset
+    from edgefer.compile.quantize import calibration_images, run_onnx, run_tflite
 
     name = contract.name
     float_src = path.with_suffix(".onnx")

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from edgefer.compile.data import FaceSet
+from edgefer.edge.qdq import QdqArithmetic, session_options
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
-
-from compile.data import FaceSet
-from edge.qdq import QdqArithmetic, session_options
 
 OPSET = 17
 INPUT_NAME = "input"
@@ -144,8 +143,8 @@ def run_tflite(path: str | Path, images: np.ndarray, threads: int = 1, desc: str
 
 def run_onnx(path: str | Path, images: np.ndarray, arithmetic: QdqArithmetic = "reference") -> np.ndarray:
     """Logits for raw-pixel images [N,H,W] on onnxruntime's CPU provider, one thread. An int8 QDQ model runs with
-    the reference Q/DQ arithmetic unless ``arithmetic="fused"`` (see :mod:`edge.qdq`): gates judge the model, not
-    this host's integer kernels."""
+    the reference Q/DQ arithmetic unless ``arithmetic="fused"`` (see :mod:`edgefer.edge.qdq`): gates judge the
+    model, not this host's integer kernels."""
     import onnxruntime as ort
 
     options, _ = session_options(ort, path, threads=1, arithmetic=arithmetic)

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from compile import steps
-from compile.train import TrainConfig
+from edgefer.compile import steps
+from edgefer.compile.train import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ def run_paths(runs: Path, recipe: Recipe) -> dict[str, Path]:
 
 
 def build(recipe: Recipe, data: Path, runs: Path, models_dir: str | Path, reports_dir: str | Path) -> dict:
-    """Steps 1-4; returns what :func:`compile.steps.quantize` shipped."""
+    """Steps 1-4; returns what :func:`edgefer.compile.steps.quantize` shipped."""
     runs.mkdir(parents=True, exist_ok=True)
     soft = runs / "teacher" / "soft_labels.npz"
     paths = run_paths(runs, recipe)

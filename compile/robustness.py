@@ -117,7 +117,7 @@ def robustness_report(test, predictors: dict[str, Callable[[np.ndarray], np.ndar
     """Accuracy per perturbation and predictor (name -> function images -> logits) on ``test`` (a FaceSet).
 
     Per-face accuracy is added when the set has groups (several patches per face)."""
-    from compile.evaluate import grouped_accuracy
+    from edgefer.compile.evaluate import grouped_accuracy
 
     out: dict = {}
     for name, transform in (perturbations or PERTURBATIONS).items():

@@ -8,20 +8,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from compile import distributed, nets, teacher
-from compile.augment import PRESETS
-from compile.data import YAWN_CROP_IOD, FaceSet, dataset_info, load_dataset
-from compile.quantize import ParityBounds
-from compile.train import PREDICT_BATCH, TrainConfig, accuracy, fit, predict_logits
-from edge.contract import CropSpec
+from edgefer.compile import distributed, nets, teacher
+from edgefer.compile.augment import PRESETS
+from edgefer.compile.data import YAWN_CROP_IOD, FaceSet, dataset_info, load_dataset
+from edgefer.compile.quantize import ParityBounds
+from edgefer.compile.train import PREDICT_BATCH, TrainConfig, accuracy, fit, predict_logits
+from edgefer.edge.contract import CropSpec
 
 #: What each task's classifier looks at: recorded in the dataset part of the sidecar.
 TASK_INPUTS = {
     "expression": "a face box (Haar / BlazeFace) widened by the crop margin, grey, square",
     "eye_state": "one eye, grey, square, centred on the eye keypoint, side 0.55 x the inter-ocular distance, eye "
                  "line level (the scale at which runtime crops best match CEW patches: tools/measure_eye_crop.py)",
-    "yawn": f"the mouth, grey, square, centred on the mouth keypoint (BlazeFace; Haar box + edge.crop."
+    "yawn": f"the mouth, grey, square, centred on the mouth keypoint (BlazeFace; Haar box + edgefer.edge.crop."
             f"keypoints_from_box as the fallback), side {YAWN_CROP_IOD} x the inter-ocular distance, eye line level "
             f"(the scale chosen on val groups: tools/measure_mouth_crop.py)",
 }
@@ -165,7 +164,7 @@ def distill(data: str | Path, out_dir: str | Path, *, arch: str | None = None,
 def prune(data: str | Path, model_path: str | Path, out_dir: str | Path, *, ratio: float = 0.4,
           soft_labels: str | Path | None = None, cfg: TrainConfig | None = None, task: str | None = None) -> dict:
     """Structured pruning of a trained model, then fine-tuning (with the teacher when one is given)."""
-    from compile.prune import prune_channels
+    from edgefer.compile.prune import prune_channels
 
     task = resolve_task(data, task)
     train, val = _splits(data)
@@ -189,10 +188,10 @@ def prune(data: str | Path, model_path: str | Path, out_dir: str | Path, *, rati
 
 def balance(data: str | Path, model_path: str | Path, out_dir: str | Path, *, tau: float | None = None,
             task: str | None = None) -> dict:
-    """Logit adjustment (compile.balance) folded into the classifier: ``out_dir/best.pt`` and ``summary.json``.
+    """Logit adjustment (edgefer.compile.balance) folded into the classifier: ``out_dir/best.pt`` and ``summary.json``.
 
     ``tau`` None: chosen on the validation split by the declared rule (mean of accuracy and UAR)."""
-    from compile import balance as bal
+    from edgefer.compile import balance as bal
 
     resolve_task(data, task)
     train, val = _splits(data)
@@ -235,9 +234,9 @@ def _yawn_metrics(data: str | Path, test: FaceSet, int8_report: dict, float_logi
                   int8_tflite: Path) -> dict:
     """Yawn extras for the sidecar: per-class recall (float and int8) on the unseen session groups, and the
     int8 model on the source's own test folder, flagged as optimistic (its frames share clips with training)."""
-    from compile import evaluate
-    from compile.data import YAWN_SOURCE_TEST
-    from compile.quantize import run_tflite
+    from edgefer.compile import evaluate
+    from edgefer.compile.data import YAWN_SOURCE_TEST
+    from edgefer.compile.quantize import run_tflite
 
     float_report = evaluate.classification_report(test.targets, float_logits, test.labels)
     recall = lambda r: {k: v["recall"] for k, v in r["per_class"].items()}  # noqa: E731
@@ -276,9 +275,16 @@ def quantize(data: str | Path, model_path: str | Path, name: str, models_dir: st
     import datetime
     import shutil
 
-    from compile import evaluate
-    from compile.quantize import calibration_images, check_parity, convert_int8, export_onnx, run_tflite, tflite_ops
-    from edge.contract import InputSpec, ModelContract, OutputSpec, sha256_of, write_contract
+    from edgefer.compile import evaluate
+    from edgefer.compile.quantize import (
+        calibration_images,
+        check_parity,
+        convert_int8,
+        export_onnx,
+        run_tflite,
+        tflite_ops,
+    )
+    from edgefer.edge.contract import InputSpec, ModelContract, OutputSpec, sha256_of, write_contract
 
     task = resolve_task(data, task)
     info = dataset_info(data)
@@ -315,7 +321,7 @@ def quantize(data: str | Path, model_path: str | Path, name: str, models_dir: st
         metrics["test"]["float"] = evaluate.grouped_accuracy(test, float_logits)
         metrics["test"]["int8"] = evaluate.grouped_accuracy(test, logits)
     if task == "eye_state":
-        from compile.robustness import robustness_report
+        from edgefer.compile.robustness import robustness_report
 
         metrics["robustness"] = robustness_report(
             test, {"float": lambda x: predict_logits(model, x), "int8": lambda x: run_tflite(tflites["int8"], x)[0]})
@@ -332,7 +338,7 @@ def quantize(data: str | Path, model_path: str | Path, name: str, models_dir: st
     dataset = {k: v for k, v in info.items() if k not in ("task", "default_test_split")} | {"test": test_split}
     dataset |= {"n": {"train": len(train), "test": len(test)}, "input": TASK_INPUTS.get(task, "")}
     if task == "yawn":
-        from compile.data import read_yawn_frames_cached, yawn_csv_path
+        from edgefer.compile.data import read_yawn_frames_cached, yawn_csv_path
 
         frames = read_yawn_frames_cached(yawn_csv_path(data))
         dataset["n"]["test_groups"] = len(set(test.groups))

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compile.artifacts import TargetError, write_artifact
-from compile.coral import build_coral
-from compile.jetson import build_jetson
-from edge.contract import ModelContract, load_contract, sidecar_path
+from edgefer.compile.artifacts import TargetError, write_artifact
+from edgefer.compile.coral import build_coral
+from edgefer.compile.jetson import build_jetson
+from edgefer.edge.contract import ModelContract, load_contract, sidecar_path
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def check_host(target: Target) -> list[str]:
 
 def source_model(model: str | Path) -> tuple[Path, ModelContract]:
     """The shipped int8 TFLite (by name, or a path) and its verified contract."""
-    from edge.models import resolve
+    from edgefer.edge.models import resolve
 
     path = resolve(model)
     if path.suffix != ".tflite":

@@ -16,10 +16,9 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from edgefer.compile.data import FaceSet, ferplus_soft_labels, read_ferplus_votes
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
-
-from compile.data import FaceSet, ferplus_soft_labels, read_ferplus_votes
 
 
 class WrapSpec(BaseModel):
@@ -58,7 +57,7 @@ def _prepare(images: np.ndarray, spec: WrapSpec) -> np.ndarray:
 
 
 def _run_tflite(path: Path, x: np.ndarray) -> np.ndarray:
-    from compile.quantize import run_tflite
+    from edgefer.compile.quantize import run_tflite
 
     return run_tflite(path, x, threads=2, desc=f"teacher {path.name}")[0]
 
@@ -97,7 +96,7 @@ def wrapped_teacher(model_path: str | Path, data: FaceSet, spec: WrapSpec) -> np
                ".keras": _run_keras}
     if path.suffix.lower() not in runners:
         raise ValueError(f"{path}: teacher must be one of {', '.join(runners)}")
-    from compile import distributed
+    from edgefer.compile import distributed
 
     run = runners[path.suffix.lower()]
     # Under torchrun each rank runs whole blocks of WRAP_UNIT rows (a multiple of every runner's batch), so the

@@ -15,14 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from edgefer.compile import distributed
+from edgefer.compile.augment import AugmentConfig, augment_batch
+from edgefer.compile.data import FaceSet
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
-
-from compile import distributed
-from compile.augment import AugmentConfig, augment_batch
-from compile.data import FaceSet
 
 
 class TrainConfig(BaseModel):
@@ -44,7 +43,7 @@ class TrainConfig(BaseModel):
                                          "slice of a long run, e.g. a cluster job's wall-time limit); the same "
                                          "command without it resumes the run from its checkpoint")
     augment: AugmentConfig | None = Field(None, description="None = the task's preset (augment.PRESETS), "
-                                          "filled in by compile.steps so the recorded config is concrete")
+                                          "filled in by edgefer.compile.steps so the recorded config is concrete")
 
 
 def soften(probs: np.ndarray | torch.Tensor, temperature: float) -> torch.Tensor:
@@ -160,7 +159,7 @@ def fit(model: nn.Module, train: FaceSet, val: FaceSet, cfg: TrainConfig, out_di
     Returns the history dict; with ``cfg.stop_after_epoch`` reached early it holds ``stopped_after_epoch`` and
     the model keeps its last weights.
 
-    Under ``torchrun`` every process calls this with the same arguments (see :mod:`compile.distributed`): each
+    Under ``torchrun`` every process calls this with the same arguments (see :mod:`edgefer.compile.distributed`): each
     takes ``batch_size / processes`` samples per step, DistributedDataParallel averages the gradients, and the
     loss is scaled so that each step equals the single-process step on the same global batch; the learning-rate
     schedule counts the same steps. Rank 0 alone writes files.

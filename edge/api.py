@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from edge.config import MonitorConfig
+from edgefer.edge.config import MonitorConfig
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,8 @@ class Analyzer:
     """Holds the detector and models of one config; call it on as many images as you like."""
 
     def __init__(self, config: MonitorConfig | str | Path | None = None) -> None:
-        from edge import config as config_module
-        from edge.monitor import Monitor
+        from edgefer.edge import config as config_module
+        from edgefer.edge.monitor import Monitor
 
         cfg = config if isinstance(config, MonitorConfig) else config_module.load(config)
         self._monitor = Monitor(cfg)

@@ -1,5 +1,5 @@
 """Where the driver looks, and for how long: attention zones and glance timers from head pose, as pure functions
-of (state, observation, timestamp) like :mod:`edge.drowsiness`.
+of (state, observation, timestamp) like :mod:`edgefer.edge.drowsiness`.
 
 Head pose is (yaw, pitch, roll) in degrees with AFLW2000's signs: yaw > 0 the driver turns to *their* right,
 pitch > 0 up. It is taken relative to the driver's own **road-ahead direction**, learned while driving like the
@@ -35,10 +35,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from edgefer.edge.alerts import RuleConfig
+from edgefer.edge.drowsiness import Observation
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from edge.alerts import RuleConfig
-from edge.drowsiness import Observation
 
 #: Zones in the order they are tried; ``away`` is where no box holds the pose.
 ZONES = ("road_ahead", "instrument_cluster", "left_mirror", "right_mirror", "centre_console", "lap", "away")

@@ -9,8 +9,7 @@ import resource
 from pathlib import Path
 
 import numpy as np
-
-from edge.monitor import STAGES, RunSummary
+from edgefer.edge.monitor import STAGES, RunSummary
 
 GOVERNOR = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
 BOARD_MODEL = Path("/proc/device-tree/model")
@@ -143,7 +142,7 @@ def model_latency(models: list[str], max_threads: int = 4, runs: int = 500, back
     figures with ``board/reference/*.json`` directly."""
     import time
 
-    from edge.models import Classifier
+    from edgefer.edge.models import Classifier
 
     rows = []
     for name in models:

@@ -2,7 +2,7 @@
 
 Device subcommands import only the device set (numpy, OpenCV, ai-edge-litert). The toolchain's verbs live with
 the toolchain (``compile/cli.py``) and join this command through the ``edgefer.commands`` entry-point group, so
-nothing here imports ``compile``. ``python -m edge.cli VERB`` works too (``torchrun ... -m edge.cli teacher ...``
+nothing here imports ``compile``. ``python -m edgefer VERB`` works too (``torchrun ... -m edgefer teacher ...``
 runs the training verbs data-parallel).
 """
 
@@ -16,17 +16,16 @@ from pathlib import Path
 
 START = time.perf_counter()  # the first processed frame is timed from here (the console entry point)
 
-from edge.contract import ContractError  # noqa: E402
-from edge.samples import SAMPLE_IMAGES, sample_image_path  # noqa: E402
+from edgefer.edge.contract import ContractError  # noqa: E402
+from edgefer.edge.samples import SAMPLE_IMAGES, sample_image_path  # noqa: E402
 
 
 def predict_image(path: str | Path, model: str = "fer-student", backend: str | None = None) -> dict:
     """Faces in one image, largest first, each with its expression probabilities."""
     import cv2
-
-    from edge.crop import crop
-    from edge.detectors.haar import HaarFaceDetector
-    from edge.models import Classifier
+    from edgefer.edge.crop import crop
+    from edgefer.edge.detectors.haar import HaarFaceDetector
+    from edgefer.edge.models import Classifier
 
     path = Path(path)
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
@@ -61,7 +60,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _monitor_config(args: argparse.Namespace):
-    from edge import config
+    from edgefer.edge import config
 
     overrides: dict = {}
     if getattr(args, "source", None):
@@ -75,7 +74,7 @@ def _monitor_config(args: argparse.Namespace):
 def _cmd_run(args: argparse.Namespace) -> int:
     import logging
 
-    from edge.monitor import run
+    from edgefer.edge.monitor import run
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = _monitor_config(args)
@@ -90,8 +89,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def analyze_paths(paths: list[str], cfg) -> list[dict]:
     """One result per image (folders searched recursively): every face, the driver first."""
-    from edge.monitor import Monitor
-    from edge.sources.folder import list_images, read_image
+    from edgefer.edge.monitor import Monitor
+    from edgefer.edge.sources.folder import list_images, read_image
 
     monitor = Monitor(cfg)
     results = []
@@ -128,12 +127,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from edge import bench
-    from edge.monitor import run
+    from edgefer.edge import bench
+    from edgefer.edge.monitor import run
 
     cfg = _monitor_config(args)
     # The bench measures the loop, not the console: events go to a null sink unless the config names outputs.
-    from edge.outputs import Dispatcher
+    from edgefer.edge.outputs import Dispatcher
 
     summary = run(cfg, max_frames=args.max_frames, dispatcher=Dispatcher([]), started=START, keep_timings=True)
     result = bench.report(summary, cfg.models.threads)
@@ -153,7 +152,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    from edge import config
+    from edgefer.edge import config
 
     if args.check:
         config.load(args.check)
@@ -164,7 +163,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
-    from edge.signing import generate_keypair
+    from edgefer.edge.signing import generate_keypair
 
     result = generate_keypair(args.out, args.name)
     print(f"key {result['key_id']}: private {result['private']} (mode 0600: keep it on the build machine, never on a "
@@ -173,8 +172,8 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def _cmd_sign(args: argparse.Namespace) -> int:
-    from edge.contract import sidecar_path
-    from edge.signing import load_private_key, sign_file, sign_model
+    from edgefer.edge.contract import sidecar_path
+    from edgefer.edge.signing import load_private_key, sign_file, sign_model
 
     key = load_private_key(args.key)
     for item in args.paths:
@@ -187,8 +186,8 @@ def _cmd_sign(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from edge.signing import load_public_key, verify_file, verify_model
-    from edge.updates import verify_bundle
+    from edgefer.edge.signing import load_public_key, verify_file, verify_model
+    from edgefer.edge.updates import verify_bundle
 
     key = load_public_key(args.key)
     for item in args.paths:
@@ -204,7 +203,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_models(args: argparse.Namespace) -> int:
-    from edge import bench
+    from edgefer.edge import bench
 
     result = bench.model_latency(args.models or ["fer-student"], max_threads=args.threads, runs=args.runs,
                                  backend=args.backend)
@@ -288,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def command_providers() -> list:
     """Subcommands other packages add to ``edgefer`` through the ``edgefer.commands`` entry-point group (the
-    toolchain's verbs: ``compile.cli:register``). The device side never imports them: where a provider cannot be
+    toolchain's verbs: ``edgefer.compile.cli:register``). The device side never imports them: where a provider cannot be
     loaded (a board without the toolchain's dependencies), its verbs are simply absent."""
     from importlib.metadata import entry_points
 

@@ -13,18 +13,17 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
+from edgefer.edge import detectors, outputs, sources
+from edgefer.edge.alerts import RuleConfig
+from edgefer.edge.attention import AttentionConfig
+from edgefer.edge.attention import default_rules as attention_rules
+from edgefer.edge.drowsiness import DrowsinessConfig
+from edgefer.edge.drowsiness import default_rules as drowsiness_rules
+from edgefer.edge.emotion import EmotionConfig
+from edgefer.edge.plugins import config_union
+from edgefer.edge.temporal import SmoothingConfig
+from edgefer.edge.tracking import TrackingConfig
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from edge import detectors, outputs, sources
-from edge.alerts import RuleConfig
-from edge.attention import AttentionConfig
-from edge.attention import default_rules as attention_rules
-from edge.drowsiness import DrowsinessConfig
-from edge.drowsiness import default_rules as drowsiness_rules
-from edge.emotion import EmotionConfig
-from edge.plugins import config_union
-from edge.temporal import SmoothingConfig
-from edge.tracking import TrackingConfig
 
 
 def _union(package: str, base: type) -> Any:
@@ -193,7 +192,7 @@ def load(path: str | Path | None = None, overrides: dict | None = None) -> Monit
 def source_from_arg(arg: str) -> dict:
     """``--source`` -> a source config: demo, picamera, a camera index, an image folder or file, a GStreamer
     pipeline (it contains '!'), or a video file."""
-    from edge.sources.folder import IMAGE_SUFFIXES
+    from edgefer.edge.sources.folder import IMAGE_SUFFIXES
 
     if arg == "demo":
         return {"type": "demo"}

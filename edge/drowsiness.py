@@ -13,11 +13,11 @@ a yawn probability, the face box and keypoints, and the frame's brightness. From
 - **yawns** (episodes of yawn probability over a threshold lasting ``yawn_min_s``) counted per window;
 - **head drop**: how far the face centre sank below its calibrated height, in face heights (a nod);
 - **off road**: the face turned away, from the nose's offset from the eye midpoint (BlazeFace keypoints), the
-  fallback where there is no head pose (with one, :mod:`edge.attention` times glances by zone);
+  fallback where there is no head pose (with one, :mod:`edgefer.edge.attention` times glances by zone);
 - **degraded**: too dark or a blocked lens (mean and spread of the frame's grey level).
 
 Timers use timestamps only, so replays at any frame rate give the same signals (tests replay without a clock).
-The alert thresholds themselves are rules in the config (:mod:`edge.alerts`), defaults in :func:`default_rules`.
+The alert thresholds themselves are rules in the config (:mod:`edgefer.edge.alerts`), defaults in :func:`default_rules`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from edgefer.edge.alerts import RuleConfig
 from pydantic import BaseModel, ConfigDict, Field
-
-from edge.alerts import RuleConfig
 
 
 class DrowsinessConfig(BaseModel):
@@ -91,7 +90,7 @@ class Observation:  # one frame's readings; None where there is none
     frame_height: int | None = None
     brightness: float | None = None  # mean grey level of the frame
     spread: float | None = None  # std of the grey level
-    head_pose: tuple[float, float, float] | None = None  # (yaw, pitch, roll) degrees, AFLW2000's signs (edge.headpose)
+    head_pose: tuple[float, float, float] | None = None  # (yaw, pitch, roll) degrees, AFLW2000's signs (headpose.py)
 
 
 def _calibrate(cal: Calibration, obs: Observation, dt: float, cfg: DrowsinessConfig) -> Calibration:

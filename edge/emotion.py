@@ -33,10 +33,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from edgefer.edge.alerts import AlertEvent, RuleConfig, RuleState, step
+from edgefer.edge.temporal import SmoothingConfig
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from edge.alerts import AlertEvent, RuleConfig, RuleState, step
-from edge.temporal import SmoothingConfig
 
 #: Expressions whose sum is the ``distress`` signal (as edge/monitor.py's plain ``distress``).
 DISTRESS = ("fear", "sad")
@@ -222,7 +221,7 @@ def signals(state: EmotionState, labels: list[str], cfg: EmotionConfig) -> dict[
 
 def step_rule(state: RuleState, value: float | None, ts: float, rule: RuleConfig,
               held_s: float) -> tuple[RuleState, list[AlertEvent]]:
-    """:func:`edge.alerts.step` for a rule on an emotion signal: on a frame that held ``held_s`` seconds without
+    """:func:`edgefer.edge.alerts.step` for a rule on an emotion signal: on a frame that held ``held_s`` seconds without
     evidence the rule's spell timers are shifted by that much instead (nothing turns on or off, raises,
     escalates or clears; the cooldown runs on)."""
     if held_s <= 0:

@@ -1,15 +1,14 @@
 """A synthesised tired driver at night, as the expression, yawn and eye models read one (issue 15), for tests and
-``tools/emotion_alerts.py --synthetic``. Running it through :mod:`edge.emotion` and the alert rules needs no camera
-and no clock.
+``tools/emotion_alerts.py --synthetic``. Running it through :mod:`edgefer.edge.emotion` and the alert rules needs no
+camera and no clock.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-from edge.alerts import AlertEvent, RuleConfig, RuleState
-from edge.emotion import EmotionConfig, EmotionState, ExpressionObservation, signals, step_rule, update
-from edge.temporal import SmoothingConfig
+from edgefer.edge.alerts import AlertEvent, RuleConfig, RuleState
+from edgefer.edge.emotion import EmotionConfig, EmotionState, ExpressionObservation, signals, step_rule, update
+from edgefer.edge.temporal import SmoothingConfig
 
 #: The expression labels of the shipped model, in its order.
 EXPRESSION_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -57,7 +56,8 @@ def night_driver(seed: int, minutes: float = 3.0, fps: float = 15.0) -> list[tup
 def run_emotion_replay(frames: list[tuple[float, ExpressionObservation]], rules: list[RuleConfig],
                        cfg: EmotionConfig, smoothing: SmoothingConfig | None = None, stop_timers: bool = True):
     """Every frame's emotion signals, the final state and the alert events, as the monitor computes them
-    (``stop_timers`` False: plain :func:`edge.alerts.step`, whose timers run on through frames without evidence)."""
+    (``stop_timers`` False: plain :func:`edgefer.edge.alerts.step`, whose timers run on through frames without
+    evidence)."""
     smoothing = smoothing or SmoothingConfig()
     state, rule_states = EmotionState(), {r.name: RuleState() for r in rules}
     values: list[tuple[float, dict[str, float | None]]] = []

@@ -33,11 +33,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from edge.contract import ContractError
-from edge.detectors import Detection
-from edge.models import models_dir
-from edge.signing import TrustPolicy
+from edgefer.edge.contract import ContractError
+from edgefer.edge.detectors import Detection
+from edgefer.edge.models import models_dir
+from edgefer.edge.signing import TrustPolicy
 
 #: The crop's side as a multiple of the detector box's long side (MediaPipe's face-landmark ROI scale).
 ROI_SCALE = 1.5
@@ -96,7 +95,7 @@ class FaceRoi:
     angle_deg: float  # the eye line's angle in the frame (0 without keypoints)
 
     def matrix(self, size: int) -> np.ndarray:
-        """The 2x3 affine map from frame pixels to a ``size`` x ``size`` crop (as ``edge.crop.crop_rotated``)."""
+        """The 2x3 affine map from frame pixels to a ``size`` x ``size`` crop (as ``crop.crop_rotated``)."""
         m = cv2.getRotationMatrix2D(self.centre, self.angle_deg, size / self.side)
         m[0, 2] += size / 2 - self.centre[0]
         m[1, 2] += size / 2 - self.centre[1]
@@ -164,8 +163,8 @@ class FaceMeshPose:
 
     def __init__(self, model: str | Path | None = None, threads: int = 1,
                  template: Path | np.ndarray | None = None) -> None:
-        from edge.backends import BackendUnavailable
-        from edge.backends.litert import load_interpreter_class
+        from edgefer.edge.backends import BackendUnavailable
+        from edgefer.edge.backends.litert import load_interpreter_class
 
         self.path = Path(model) if model else facemesh_path()
         if not self.path.is_file():
@@ -219,7 +218,7 @@ class StudentPose:
 
     def __init__(self, name_or_path: str | Path = "head-pose", backend: str | None = None, threads: int = 1,
                  trust: TrustPolicy | None = None) -> None:
-        from edge.models import Classifier
+        from edgefer.edge.models import Classifier
 
         self.model = Classifier(name_or_path, backend=backend, threads=threads, trust=trust)
         contract = self.model.contract

@@ -11,7 +11,7 @@ class TimedModel:
     """One model ready to run on a fixed random input; ``once()`` times set_tensor + invoke + get_tensor."""
 
     def __init__(self, path: str, threads: int) -> None:
-        from edge.backends.litert import load_interpreter_class
+        from edgefer.edge.backends.litert import load_interpreter_class
 
         interpreter_class, self.library = load_interpreter_class()
         self.interpreter = interpreter_class(model_path=path, num_threads=threads)

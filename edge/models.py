@@ -6,21 +6,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from edge import backends
-from edge.contract import ContractError, ModelContract, load_contract
+from edgefer.edge import backends
+from edgefer.edge.contract import ContractError, ModelContract, load_contract
 
 if TYPE_CHECKING:
-    from edge.signing import TrustPolicy
+    from edgefer.edge.signing import TrustPolicy
 
 DEFAULT_EXPRESSION_MODEL = "fer-student"
 
 
 def models_dir() -> Path:
-    """Where the shipped models live: the installed ``edgefer_models`` package (``models/`` in a checkout)."""
-    import edgefer_models
+    """Where the shipped models live: the installed ``edgefer.models`` package (``models/`` in a checkout)."""
+    import edgefer.models
 
-    return Path(edgefer_models.__file__).parent
+    return Path(edgefer.models.__file__).parent
 
 
 def resolve(name_or_path: str | Path) -> Path:
@@ -50,7 +49,7 @@ class Classifier:
                  trust: TrustPolicy | None = None) -> None:
         """``trust``: which signatures the model needs (default: the device's key at /etc/edgefer/trusted.pub if
         there is one, else none)."""
-        from edge.signing import TrustPolicy
+        from edgefer.edge.signing import TrustPolicy
 
         self.path = resolve(name_or_path)
         # The signature first: the sidecar is only read once it is known to be the one that was signed.

@@ -1,7 +1,7 @@
 """The monitor loop: frame -> driver's face -> models -> smoothed signals -> alert rules -> local outputs.
 
 Each frame goes through named stages (read, detect, crop, infer, state, output) whose times are recorded for
-``edgefer bench``. The state update is pure (:mod:`edge.temporal`, :mod:`edge.alerts`); this module only
+``edgefer bench``. The state update is pure (:mod:`edgefer.edge.temporal`, :mod:`edgefer.edge.alerts`); this module only
 wires plugins to it and keeps the loop alive through bad frames, a lost camera and failing outputs.
 """
 
@@ -18,23 +18,22 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from edge import attention, detectors, drowsiness, headpose, outputs, sources
-from edge.alerts import RuleState, step
-from edge.config import ConfigError, MonitorConfig
-from edge.contract import ContractError
-from edge.crop import crop, crop_rotated, eye_line, keypoints_from_box
-from edge.detectors import Detection
-from edge.drowsiness import Observation
-from edge.emotion import EmotionState, ExpressionObservation, holds_rule, signal_names, step_rule
-from edge.emotion import signals as emotion_signals
-from edge.emotion import update as emotion_update
-from edge.events import Event
-from edge.models import Classifier, models_dir
-from edge.signing import TrustPolicy
-from edge.sources import Frame, SourceLost
-from edge.temporal import DriverState, observe, seconds_without_face
-from edge.tracking import DriverTrack, rank_faces, roi_for, update
+from edgefer.edge import attention, detectors, drowsiness, headpose, outputs, sources
+from edgefer.edge.alerts import RuleState, step
+from edgefer.edge.config import ConfigError, MonitorConfig
+from edgefer.edge.contract import ContractError
+from edgefer.edge.crop import crop, crop_rotated, eye_line, keypoints_from_box
+from edgefer.edge.detectors import Detection
+from edgefer.edge.drowsiness import Observation
+from edgefer.edge.emotion import EmotionState, ExpressionObservation, holds_rule, signal_names, step_rule
+from edgefer.edge.emotion import signals as emotion_signals
+from edgefer.edge.emotion import update as emotion_update
+from edgefer.edge.events import Event
+from edgefer.edge.models import Classifier, models_dir
+from edgefer.edge.signing import TrustPolicy
+from edgefer.edge.sources import Frame, SourceLost
+from edgefer.edge.temporal import DriverState, observe, seconds_without_face
+from edgefer.edge.tracking import DriverTrack, rank_faces, roi_for, update
 
 log = logging.getLogger("edgefer.monitor")
 
@@ -50,7 +49,7 @@ class FaceResult:
     crop_mean: float | None = None  # mean grey of the expression crop (how well lit the face is)
     eyes_open: float | None = None
     yawn: float | None = None
-    head_pose: tuple[float, float, float] | None = None  # (yaw, pitch, roll) degrees, see edge.headpose
+    head_pose: tuple[float, float, float] | None = None  # (yaw, pitch, roll) degrees, see edgefer.edge.headpose
 
     def label(self) -> str:
         parts = []
@@ -387,7 +386,7 @@ def run(cfg: MonitorConfig, max_frames: int | None = None, on_frame: Callable[[F
     start = time.perf_counter()
     started = start if started is None else started
     if cfg.privacy.block_network:
-        from edge.privacy import install_network_guard
+        from edgefer.edge.privacy import install_network_guard
 
         install_network_guard()
     source_cls = sources.registry()[cfg.source.type]
@@ -445,7 +444,7 @@ def run(cfg: MonitorConfig, max_frames: int | None = None, on_frame: Callable[[F
                 if dispatcher.wants_frames:
                     dispatcher.show(image, faces, active)
                 if save_dir is not None:  # only when the user asked for frames on disk (privacy)
-                    from edge.outputs.overlay import draw
+                    from edgefer.edge.outputs.overlay import draw
 
                     cv2.imwrite(str(save_dir / f"{frame.index:06d}.jpg"), draw(image, faces, active))
             monitor.timings["output"].append((time.perf_counter() - t) * 1000.0)

@@ -1,10 +1,10 @@
 """Synthesised replays for timing checks (tests, ``tools/drowsiness_timing.py``, ``tools/attention_drive.py``).
 
 A replay is a list of (timestamp, p_open) at a fixed frame rate: open eyes with sensor noise, blinks of
-realistic duration and rate, and optional long closures. Running it through :mod:`edge.drowsiness` and the
+realistic duration and rate, and optional long closures. Running it through :mod:`edgefer.edge.drowsiness` and the
 alert rules needs no camera and no clock. A drive of head poses (:func:`synthesise_drive`: road ahead with
 sway and estimator noise, mirror, instrument and console glances, dropouts) does the same for
-:mod:`edge.attention`.
+:mod:`edgefer.edge.attention`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
-from edge import attention
-from edge.alerts import AlertEvent, RuleConfig, RuleState, step
-from edge.attention import AttentionConfig, AttentionState
-from edge.drowsiness import DrowsinessConfig, DrowsyState, Observation, signals, update
+from edgefer.edge import attention
+from edgefer.edge.alerts import AlertEvent, RuleConfig, RuleState, step
+from edgefer.edge.attention import AttentionConfig, AttentionState
+from edgefer.edge.drowsiness import DrowsinessConfig, DrowsyState, Observation, signals, update
 
 
 @dataclass(frozen=True)
@@ -146,7 +145,7 @@ def synthesise_drive(spec: DriveSpec) -> tuple[list[tuple[float, tuple[float, fl
 def run_attention_replay(poses: list[tuple[float, tuple[float, float, float] | None]], rules: list[RuleConfig],
                          cfg: AttentionConfig | None = None,
                          on_frame: Callable[[float, AttentionState], None] | None = None) -> list[AlertEvent]:
-    """Head poses through :mod:`edge.attention` and the alert rules; no camera, no clock."""
+    """Head poses through :mod:`edgefer.edge.attention` and the alert rules; no camera, no clock."""
     cfg = cfg or AttentionConfig()
     state, rule_states, events = AttentionState(), {r.name: RuleState() for r in rules}, []
     for ts, pose in poses:

@@ -25,7 +25,7 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge.contract import ContractError, sha256_of, sidecar_path
+from edgefer.edge.contract import ContractError, sha256_of, sidecar_path
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -200,7 +200,7 @@ def _check_file(path: Path, signed_sha256: Any, signed_bytes: Any, what: str) ->
 
 def sign_model(model_path: str | Path, private_key: Ed25519PrivateKey) -> Path:
     """Write ``MODEL.sig`` over the model's bytes and its sidecar's exact bytes (both must exist and agree)."""
-    from edge.contract import load_contract
+    from edgefer.edge.contract import load_contract
 
     model_path = Path(model_path)
     load_contract(model_path)  # never sign a model that its own sidecar already refuses

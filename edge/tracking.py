@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgefer.edge.detectors import Detection
 from pydantic import BaseModel, ConfigDict, Field
-
-from edge.detectors import Detection
 
 
 class TrackingConfig(BaseModel):

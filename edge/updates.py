@@ -21,7 +21,7 @@ import tarfile
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from edge.signing import SignatureError, check_digest, key_id, signature_path, verified_payload, verify_file
+from edgefer.edge.signing import SignatureError, check_digest, key_id, signature_path, verified_payload, verify_file
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey

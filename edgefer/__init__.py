@@ -17,7 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from edge.api import Analyzer, Face, analyze
+    from edgefer.edge.api import Analyzer, Face, analyze
 
 try:
     __version__ = version("edgefer")
@@ -31,7 +31,7 @@ def __getattr__(name: str):
     # Loaded on first use, so importing one submodule (a toolchain step, the CLI) does not load the runtime's
     # config and models machinery first.
     if name in ("Analyzer", "Face", "analyze"):
-        from edge import api
+        from edgefer.edge import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'edgefer' has no attribute {name!r}")

@@ -2,6 +2,6 @@
 
 import sys
 
-from edge.cli import main
+from edgefer.edge.cli import main
 
 sys.exit(main())

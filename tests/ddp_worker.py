@@ -1,8 +1,8 @@
 """One rank of tests/test_ddp.py, started by ``python -m torch.distributed.run``: ARGS = CSV TEACHER_OUT FIT_OUT.
 
 1. ``edgefer teacher --train micro`` through the CLI's own ``main``, resuming a run that one process started;
-2. :func:`compile.train.fit` on a net without BatchNorm or dropout, augmentation off, stopping after epoch 2 of 3,
-   for the exact comparison with one process (``equivalence_setup`` builds the same inputs on both sides).
+2. :func:`edgefer.compile.train.fit` on a net without BatchNorm or dropout, augmentation off, stopping after epoch 2
+   of 3, for the exact comparison with one process (``equivalence_setup`` builds the same inputs on both sides).
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ import sys
 
 import numpy as np
 import torch
+from edgefer.compile.augment import AugmentConfig
+from edgefer.compile.data import FaceSet, load_dataset
+from edgefer.compile.train import TrainConfig
 from torch import nn
-
-from compile.augment import AugmentConfig
-from compile.data import FaceSet, load_dataset
-from compile.train import TrainConfig
 
 #: Every random choice of augment_batch switched off: each rank then sees exactly the pixels one process sees.
 NO_AUGMENT = AugmentConfig(flip=0, rotate_deg=0, scale=0, shift=0, brightness=0, contrast=0, gamma=0, noise=0,
@@ -53,8 +52,8 @@ def equivalence_setup(csv: str) -> tuple[nn.Module, FaceSet, FaceSet, np.ndarray
 
 
 def main(csv: str, teacher_out: str, fit_out: str) -> None:
-    from compile.train import fit
-    from edge.cli import main as edgefer
+    from edgefer.compile.train import fit
+    from edgefer.edge.cli import main as edgefer
 
     if edgefer(["teacher", "--data", csv, "--out", teacher_out, *TEACHER_ARGS]) != 0:
         raise SystemExit("edgefer teacher failed")

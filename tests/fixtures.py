@@ -8,8 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from compile.data import FER_LABELS, FERPLUS_COLUMNS, FERPLUS_TO_FER
+from edgefer.compile.data import FER_LABELS, FERPLUS_COLUMNS, FERPLUS_TO_FER
 
 
 def synthetic_face(label: int, rng: np.random.Generator, size: int = 48) -> np.ndarray:
@@ -114,7 +113,7 @@ def yawn_frame(label: int, rng: np.random.Generator, size: tuple[int, int] = (32
     """A 320x240 colour 'cabin frame': matplotlib's Grace Hopper photo (a real face, so BlazeFace finds it) pasted
     at a random place, scale and brightness, with an open mouth (a dark ellipse, ``label`` 1) or a closed one (a
     thin dark lip line, ``label`` 0) drawn over her mouth."""
-    from edge.samples import sample_image_path
+    from edgefer.edge.samples import sample_image_path
 
     w, h = size
     photo = cv2.imread(str(sample_image_path("grace_hopper")), cv2.IMREAD_COLOR)
@@ -193,7 +192,7 @@ def write_rafdb(root: Path, per_class: int, seed: int = 0) -> list[tuple[str, in
 
 def turned_face(image: np.ndarray, box: tuple[float, float, float, float], yaw: float = 0.0,
                 pitch: float = 0.0) -> np.ndarray:
-    """A face photo turned in 3-D by ``yaw`` / ``pitch`` degrees (edge.headpose's signs: yaw > 0 turns the face
+    """A face photo turned in 3-D by ``yaw`` / ``pitch`` degrees (edgefer.edge.headpose's signs: yaw > 0 turns the face
     towards the image's left, pitch > 0 up): the face box is wrapped round a vertical cylinder (for yaw) and a
     horizontal one (for pitch) of the box's half-width, turned, and seen from far away (orthographic). Outside
     the cylinder the photo is unchanged. A flat card turned in 3-D looks to a landmark model like a narrower

@@ -8,9 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from edgefer.edge.samples import sample_image_path
 
 import edgefer
-from edge.samples import sample_image_path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -25,8 +25,8 @@ def test_the_readme_example_runs_as_written(capsys):
 
 
 def test_analyze_takes_a_path_a_bgr_array_or_a_grey_array_and_agrees_with_the_cli():
-    from edge import config
-    from edge.cli import analyze_paths
+    from edgefer.edge import config
+    from edgefer.edge.cli import analyze_paths
 
     photo = sample_image_path("grace_hopper")
     by_path = edgefer.analyze(photo)

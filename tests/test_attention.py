@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from edgefer.edge import attention, config
+from edgefer.edge.attention import AttentionConfig, AttentionState, classify, default_rules, signals, update
+from edgefer.edge.drowsiness import DrowsinessConfig, DrowsyState, Observation
+from edgefer.edge.drowsiness import update as drowsy_update
+from edgefer.edge.replay import DriveSpec, run_attention_replay, synthesise_drive
 from pydantic import ValidationError
-
-from edge import attention, config
-from edge.attention import AttentionConfig, AttentionState, classify, default_rules, signals, update
-from edge.drowsiness import DrowsinessConfig, DrowsyState, Observation
-from edge.drowsiness import update as drowsy_update
-from edge.replay import DriveSpec, run_attention_replay, synthesise_drive
 
 RULES = default_rules()
 ROAD = (0.0, 0.0, 0.0)
@@ -185,7 +184,7 @@ def test_the_demo_script_raises_phone_use_for_its_console_look_and_nothing_for_i
     """The demo's scripted head poses (what a pose estimator should read from its frames) through the rules: the
     expected events once the estimator is wired in. The console look turns out of the road box 0.13 s into
     the 0.3 s turn (39.133 s, the first frame past pitch -13) and back into it at 43.933 s."""
-    from edge.sources.demo import SCRIPT_LENGTH_S, pose_at, truth_at
+    from edgefer.edge.sources.demo import SCRIPT_LENGTH_S, pose_at, truth_at
 
     fps = 15.0
     frames = [(i / fps, pose_at(i / fps)) for i in range(round(SCRIPT_LENGTH_S * fps))]
@@ -199,8 +198,8 @@ def test_the_demo_script_raises_phone_use_for_its_console_look_and_nothing_for_i
 def test_the_monitor_passes_head_pose_to_the_attention_rules_on_the_demo_frames():
     """The real monitor on the demo's frames (BlazeFace, the shipped models), with the demo's rendered pose as the
     face's pose reading in place of an estimator: the console look raises phone_use, the mirror check nothing."""
-    from edge.monitor import Monitor
-    from edge.sources.demo import DemoSource, pose_at
+    from edgefer.edge.monitor import Monitor
+    from edgefer.edge.sources.demo import DemoSource, pose_at
 
     class ScriptedPose(Monitor):
         def process(self, frame):
@@ -252,9 +251,9 @@ def test_demo_run_with_a_pose_estimator_raises_phone_use_for_the_console_look_on
     ``FaceResult.head_pose`` in the monitor, then pins the demo's attention events (the windows allow for an
     estimator that reads the turned plane a little off: it leaves the road box 0.13 s into the 0.3 s turn
     with the scripted pose)."""
-    from edge.monitor import run
-    from edge.outputs import Dispatcher
-    from edge.sources.demo import truth_at
+    from edgefer.edge.monitor import run
+    from edgefer.edge.outputs import Dispatcher
+    from edgefer.edge.sources.demo import truth_at
 
     cfg = config.validate({"source": {"type": "demo", "fps": 5.0}})
     results: list = []

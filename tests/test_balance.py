@@ -7,9 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from compile import balance, nets, steps
-from compile.train import TrainConfig, predict_logits
+from edgefer.compile import balance, nets, steps
+from edgefer.compile.train import TrainConfig, predict_logits
 
 
 def test_log_prior_counts_each_class_and_never_takes_log_zero():
@@ -61,7 +60,7 @@ def test_balance_step_writes_an_adjusted_model_chosen_on_validation(fer_files, t
     assert summary["chosen_by"] == balance.SELECTION_RULE
     assert summary["val_after"]["score"] >= summary["val_before"]["score"]
     assert json.loads((tmp_path / "balanced" / "summary.json").read_text())["source"].endswith("best.pt")
-    from compile.data import load_dataset
+    from edgefer.compile.data import load_dataset
 
     val = load_dataset(data, "PublicTest")
     original = predict_logits(torch.load(tmp_path / "student" / "best.pt", weights_only=False), val.images)
@@ -73,7 +72,7 @@ def test_balance_step_writes_an_adjusted_model_chosen_on_validation(fer_files, t
 
 
 def test_balance_command_prints_the_choice_and_writes_the_model(fer_files, tmp_path, capsys):
-    from edge.cli import main
+    from edgefer.edge.cli import main
 
     data = str(fer_files["csv"])
     assert main(["distill", "--data", data, "--arch", "micro", "--out", str(tmp_path / "s"), "--epochs", "1",

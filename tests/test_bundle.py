@@ -11,9 +11,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
-from compile.bundle import BundleError, board_requirements, build_bundle, get_board, read_manifest
-from compile.deploy import DeployError, check_bootfs, deploy, flash
+from edgefer.compile.bundle import BundleError, board_requirements, build_bundle, get_board, read_manifest
+from edgefer.compile.deploy import DeployError, check_bootfs, deploy, flash
 
 
 def _fake_wheel(folder: Path, name: str, tag: str = "py3-none-any") -> None:
@@ -22,7 +21,7 @@ def _fake_wheel(folder: Path, name: str, tag: str = "py3-none-any") -> None:
 
 @pytest.fixture(scope="module")
 def project_wheel(tmp_path_factory) -> Path:
-    from compile.bundle import build_project_wheel
+    from edgefer.compile.bundle import build_project_wheel
 
     return build_project_wheel(tmp_path_factory.mktemp("wheel"))
 
@@ -41,8 +40,8 @@ def test_project_wheel_holds_the_runtime_and_detectors(project_wheel):
     import zipfile
 
     names = zipfile.ZipFile(project_wheel).namelist()
-    assert "edge/backends/edgetpu.py" in names and "edge/backends/tensorrt.py" in names
-    assert "edgefer_models/detectors/face_detection_short_range.tflite" in names
+    assert "edgefer/edge/backends/edgetpu.py" in names and "edgefer/edge/backends/tensorrt.py" in names
+    assert "edgefer/models/detectors/face_detection_short_range.tflite" in names
 
 
 def test_rpi_bundle_is_self_contained(rpi_bundle):
@@ -166,7 +165,7 @@ def test_deploy_copies_and_installs(rpi_bundle):
 
 @pytest.fixture(scope="module")
 def fleet_keys(tmp_path_factory) -> dict[str, Path]:
-    from edge.signing import generate_keypair
+    from edgefer.edge.signing import generate_keypair
 
     root = tmp_path_factory.mktemp("keys")
     fleet, other = generate_keypair(root / "fleet"), generate_keypair(root / "other")
@@ -187,7 +186,7 @@ def signed_bundle(tmp_path_factory, project_wheel, fleet_keys) -> Path:
 
 
 def _key(path: Path):
-    from edge.signing import load_public_key
+    from edgefer.edge.signing import load_public_key
 
     return load_public_key(path)
 
@@ -219,8 +218,8 @@ def _repack(bundle: Path, dest: Path, change=None, drop: tuple[str, ...] = (), a
 
 
 def test_signed_bundle_carries_key_signatures_and_every_model(signed_bundle, fleet_keys):
-    from edge.signing import verify_model
-    from edge.updates import verify_bundle
+    from edgefer.edge.signing import verify_model
+    from edgefer.edge.updates import verify_bundle
 
     with tarfile.open(signed_bundle) as tar:
         names = set(tar.getnames())
@@ -242,8 +241,8 @@ def test_signed_bundle_carries_key_signatures_and_every_model(signed_bundle, fle
 
 
 def test_one_flipped_byte_in_the_bundle_is_refused(signed_bundle, fleet_keys, tmp_path):
-    from edge.signing import SignatureError
-    from edge.updates import verify_bundle
+    from edgefer.edge.signing import SignatureError
+    from edgefer.edge.updates import verify_bundle
 
     copy = tmp_path / signed_bundle.name
     shutil.copyfile(signed_bundle, copy)
@@ -257,8 +256,8 @@ def test_one_flipped_byte_in_the_bundle_is_refused(signed_bundle, fleet_keys, tm
 
 def test_a_repacked_bundle_is_refused_without_its_detached_signature(signed_bundle, fleet_keys, tmp_path):
     """The archive alone (what flash and deploy copy): the signed SHA256SUMS inside still catches each change."""
-    from edge.signing import SignatureError
-    from edge.updates import verify_bundle
+    from edgefer.edge.signing import SignatureError
+    from edgefer.edge.updates import verify_bundle
 
     key = _key(fleet_keys["public"])
 
@@ -329,7 +328,7 @@ def test_install_sh_takes_only_bundles_signed_by_the_device_key(signed_bundle, f
     prefix = tmp_path / "opt"
     (prefix / "venv" / "bin").mkdir(parents=True)
     edgefer = prefix / "venv" / "bin" / "edgefer"  # the installed edgefer: this checkout's CLI
-    edgefer.write_text(f"#!/bin/sh\nexec {sys.executable} -m edge.cli \"$@\"\n")
+    edgefer.write_text(f"#!/bin/sh\nexec {sys.executable} -m edgefer \"$@\"\n")
     edgefer.chmod(0o755)
 
     def run_block() -> subprocess.CompletedProcess:

@@ -3,8 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from edge.contract import (
+from edgefer.edge.contract import (
     ContractError,
     CropSpec,
     InputSpec,

@@ -85,7 +85,7 @@ def test_counted_instructions_per_loop_iteration(tmp_path):
 
 def test_bench_models_text_names_the_cpu_int8_features():
     """A speed figure without the CPU's int8 features cannot be compared with another host's."""
-    proc = subprocess.run([sys.executable, "-m", "edge.cli", "bench-models", "eye-state", "--threads", "1",
+    proc = subprocess.run([sys.executable, "-m", "edgefer", "bench-models", "eye-state", "--threads", "1",
                            "--runs", "5"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "int8 features: " in proc.stdout.splitlines()[0]

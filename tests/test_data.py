@@ -4,9 +4,7 @@ import gzip
 
 import numpy as np
 import pytest
-from fixtures import synthetic_face, write_fer2013, write_image_folder
-
-from compile.data import (
+from edgefer.compile.data import (
     FER_LABELS,
     DataError,
     ferplus_soft_labels,
@@ -15,6 +13,7 @@ from compile.data import (
     read_ferplus_votes,
     read_image_folder,
 )
+from fixtures import synthetic_face, write_fer2013, write_image_folder
 
 GOOD_PIXELS = " ".join(["128"] * 48 * 48)
 
@@ -153,7 +152,7 @@ def test_cache_writers_never_collide(tmp_path):
     # two training runs started together once shared one temporary name and the second one crashed
     from concurrent.futures import ThreadPoolExecutor
 
-    from compile.data import save_npz_atomic
+    from edgefer.compile.data import save_npz_atomic
 
     target = tmp_path / "cache" / "fer2013-x.npz"
     arrays = [np.full((200, 48, 48), i, dtype=np.uint8) for i in range(8)]
@@ -166,7 +165,7 @@ def test_cache_writers_never_collide(tmp_path):
 
 
 def test_ferplus_majority_keeps_clear_winners_on_fer_classes():
-    from compile.data import ferplus_majority
+    from edgefer.compile.data import ferplus_majority
 
     votes = np.array([
         [4, 0, 0, 1, 3, 2, 0, 0, 0, 0],  # neutral wins
@@ -182,9 +181,8 @@ def test_ferplus_majority_keeps_clear_winners_on_fer_classes():
 
 
 def test_rafdb_reader_maps_labels_and_holds_out_a_fixed_stratified_slice(tmp_path):
+    from edgefer.compile.data import FER_LABELS, dataset_info, rafdb_val_mask
     from fixtures import write_rafdb
-
-    from compile.data import FER_LABELS, dataset_info, rafdb_val_mask
 
     rows = write_rafdb(tmp_path / "rafdb", per_class=20)
     train, val = load_dataset(tmp_path / "rafdb", "Training"), load_dataset(tmp_path / "rafdb", "val")
@@ -212,9 +210,8 @@ def test_rafdb_reader_maps_labels_and_holds_out_a_fixed_stratified_slice(tmp_pat
     (lambda lines: lines.__setitem__(2, "missing.jpg,1,surprise"), r"labels\.csv:3: .*missing\.jpg: no such file"),
 ])
 def test_rafdb_reader_names_the_bad_line(tmp_path, edit, message):
+    from edgefer.compile.data import read_rafdb
     from fixtures import write_rafdb
-
-    from compile.data import read_rafdb
 
     write_rafdb(tmp_path / "rafdb", per_class=1)
     lines = (tmp_path / "rafdb" / "labels.csv").read_text().splitlines()

@@ -27,9 +27,8 @@ import numpy as np
 import pytest
 import torch
 from ddp_worker import EQUIVALENCE_ROWS, TEACHER_ARGS, equivalence_setup
-
-from compile import distributed
-from compile.train import rank_samples
+from edgefer.compile import distributed
+from edgefer.compile.train import rank_samples
 
 HERE = Path(__file__).parent
 LOSS_RTOL = 1e-5
@@ -38,7 +37,7 @@ WEIGHT_ATOL = 2e-5
 
 @pytest.fixture(scope="module")
 def ddp_run(fer_files, tmp_path_factory) -> dict:
-    from edge.cli import main
+    from edgefer.edge.cli import main
 
     root = tmp_path_factory.mktemp("ddp")
     paths = {"csv": fer_files["csv"], "soft": root / "teacher" / "soft_labels.npz", "fit": root / "fit"}
@@ -67,9 +66,9 @@ def test_a_run_started_in_one_process_resumes_in_two_and_trains_on(ddp_run):
 
 
 def test_the_checkpoint_and_best_model_load_in_a_single_process(ddp_run, fer_files):
-    from compile import nets
-    from compile.data import load_dataset
-    from compile.train import accuracy
+    from edgefer.compile import nets
+    from edgefer.compile.data import load_dataset
+    from edgefer.compile.train import accuracy
 
     run = ddp_run["soft"].with_suffix("")
     ckpt = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
@@ -82,8 +81,8 @@ def test_the_checkpoint_and_best_model_load_in_a_single_process(ddp_run, fer_fil
 
 
 def test_soft_labels_from_two_processes_equal_one_process_byte_for_byte(ddp_run, tmp_path):
-    from compile import steps, teacher
-    from compile.data import load_dataset
+    from edgefer.compile import steps, teacher
+    from edgefer.compile.data import load_dataset
 
     train = load_dataset(ddp_run["csv"], "Training")
     sharded, description = teacher.load_soft_labels(ddp_run["soft"], train)
@@ -98,7 +97,7 @@ def test_soft_labels_from_two_processes_equal_one_process_byte_for_byte(ddp_run,
 
 
 def test_two_processes_match_one_with_the_same_global_batch(ddp_run, tmp_path):
-    from compile.train import fit
+    from edgefer.compile.train import fit
 
     model, train, val, soft, cfg = equivalence_setup(str(ddp_run["csv"]))
     one = fit(model, train, val, cfg, tmp_path / "one", soft_targets=soft)
@@ -145,8 +144,8 @@ def test_shards_tile_the_rows_in_whole_blocks():
 
 
 def test_a_batch_that_does_not_split_over_the_processes_is_refused(monkeypatch, tmp_path):
-    from compile import train as train_mod
-    from compile.train import TrainConfig
+    from edgefer.compile import train as train_mod
+    from edgefer.compile.train import TrainConfig
 
     monkeypatch.setattr(distributed, "context", lambda: distributed.Context(rank=0, world=3))
     with pytest.raises(ValueError, match="batch size 64 does not split evenly over 3 processes"):

@@ -7,16 +7,17 @@ import sys
 
 import numpy as np
 import pytest
-
-from edge.contract import CropSpec
-from edge.crop import crop, expand_box
+from edgefer.edge.contract import CropSpec
+from edgefer.edge.crop import crop, expand_box
 
 
 def test_device_modules_import_no_heavy_framework():
     code = (
-        "import sys, edge.cli, edge.models, edge.crop, edge.detectors, edge.sources, edge.outputs, edge.backends;"
-        "edge.backends.registry();"
-        "heavy = [m for m in ('torch', 'tensorflow', 'keras', 'tf_keras', 'compile.train') if m in sys.modules];"
+        "import sys, edgefer.edge.cli, edgefer.edge.models, edgefer.edge.crop, edgefer.edge.detectors, "
+        "edgefer.edge.sources, edgefer.edge.outputs, edgefer.edge.backends;"
+        "edgefer.edge.backends.registry();"
+        "heavy = [m for m in ('torch', 'tensorflow', 'keras', 'tf_keras', 'edgefer.compile.train') "
+        "if m in sys.modules];"
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -24,7 +25,7 @@ def test_device_modules_import_no_heavy_framework():
 
 
 def test_backend_registry_finds_one_module_per_backend():
-    from edge import backends
+    from edgefer.edge import backends
 
     found = backends.registry()
     assert {"litert", "onnxruntime"} <= set(found)
@@ -44,9 +45,8 @@ def test_crop_margin_and_border_replication():
 
 def test_haar_detector_finds_the_sample_face():
     import cv2
-
-    from edge.cli import sample_image_path
-    from edge.detectors.haar import HaarFaceDetector
+    from edgefer.edge.cli import sample_image_path
+    from edgefer.edge.detectors.haar import HaarFaceDetector
 
     gray = cv2.imread(str(sample_image_path("grace_hopper")), cv2.IMREAD_GRAYSCALE)
     boxes = HaarFaceDetector().detect(gray)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from edge.alerts import RuleState, step
-from edge.drowsiness import DrowsinessConfig, DrowsyState, Observation, default_rules, perclos, signals, update
-from edge.replay import ReplaySpec, run_replay, synthesise
+from edgefer.edge.alerts import RuleState, step
+from edgefer.edge.drowsiness import DrowsinessConfig, DrowsyState, Observation, default_rules, perclos, signals, update
+from edgefer.edge.replay import ReplaySpec, run_replay, synthesise
 
 RULES = {r.name: r for r in default_rules()}
 EYE_RULES = [RULES["eyes_closed"], RULES["drowsy_perclos"]]

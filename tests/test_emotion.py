@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from edgefer.edge import config, emotion
+from edgefer.edge.alerts import RuleState
+from edgefer.edge.emotion import (
+    EmotionConfig,
+    EmotionState,
+    ExpressionObservation,
+    baseline,
+    light_weight,
+    signals,
+    update,
+)
+from edgefer.edge.emotion_replay import EXPRESSION_LABELS, expression, night_driver, run_emotion_replay
+from edgefer.edge.temporal import DriverState, SmoothingConfig, observe
 from pydantic import ValidationError
-
-from edge import config, emotion
-from edge.alerts import RuleState
-from edge.emotion import EmotionConfig, EmotionState, ExpressionObservation, baseline, light_weight, signals, update
-from edge.emotion_replay import EXPRESSION_LABELS, expression, night_driver, run_emotion_replay
-from edge.temporal import DriverState, SmoothingConfig, observe
 
 LABELS = list(EXPRESSION_LABELS)
 SMOOTH = SmoothingConfig()
@@ -195,8 +202,8 @@ def test_emotion_config_is_validated_and_in_the_monitor_config():
 
 
 def test_the_monitor_feeds_the_emotion_signals_and_off_reproduces_the_plain_ones():
-    from edge.monitor import DISTRESS, Monitor
-    from edge.sources.demo import DemoSource
+    from edgefer.edge.monitor import DISTRESS, Monitor
+    from edgefer.edge.sources.demo import DemoSource
 
     assert DISTRESS == emotion.DISTRESS
     raw = {"privacy": {"block_network": False}, "source": {"type": "demo", "duration_s": 3.0, "fps": 10.0}}

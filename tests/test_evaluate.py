@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from compile.evaluate import classification_report, confusion_matrix, metrics_from_confusion, plot_confusion
+from edgefer.compile.evaluate import classification_report, confusion_matrix, metrics_from_confusion, plot_confusion
 
 
 def test_confusion_and_metrics_match_hand_computation():

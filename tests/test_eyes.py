@@ -9,11 +9,9 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from fixtures import write_eye_folder
-
-from compile import steps
-from compile.augment import PRESETS, AugmentConfig, augment_batch, gaussian_blur
-from compile.data import (
+from edgefer.compile import steps
+from edgefer.compile.augment import PRESETS, AugmentConfig, augment_batch, gaussian_blur
+from edgefer.compile.data import (
     EYE_LABELS,
     DataError,
     dataset_info,
@@ -21,10 +19,11 @@ from compile.data import (
     load_dataset,
     read_eye_manifest,
 )
-from compile.evaluate import grouped_accuracy
-from compile.quantize import ParityBounds, run_tflite
-from compile.train import TrainConfig
-from edge.contract import load_contract
+from edgefer.compile.evaluate import grouped_accuracy
+from edgefer.compile.quantize import ParityBounds, run_tflite
+from edgefer.compile.train import TrainConfig
+from edgefer.edge.contract import load_contract
+from fixtures import write_eye_folder
 
 FAST = dict(lr=0.05, threads=1, batch_size=32)
 
@@ -186,7 +185,7 @@ def test_eye_contract_records_task_input_split_and_grouped_metrics(eye_built, ey
 
 
 def test_eye_runtime_classifier_matches_the_toolchain(eye_built, eye_folder):
-    from edge.models import Classifier
+    from edgefer.edge.models import Classifier
 
     test = load_dataset(eye_folder, "test")
     model = eye_built["work"] / "models" / "eye-tiny.tflite"

@@ -15,18 +15,17 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from edgefer.edge import config, sources
+from edgefer.edge.contract import ContractError, CropSpec, InputSpec, ModelContract, OutputSpec
+from edgefer.edge.models import Classifier, models_dir
+from edgefer.edge.monitor import Monitor, run, valid_frame
+from edgefer.edge.outputs import Dispatcher
+from edgefer.edge.samples import sample_image_path
+from edgefer.edge.sources import Frame
+from edgefer.edge.sources.demo import DemoConfig, DemoSource
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-from edge import config, sources
-from edge.contract import ContractError, CropSpec, InputSpec, ModelContract, OutputSpec
-from edge.models import Classifier, models_dir
-from edge.monitor import Monitor, run, valid_frame
-from edge.outputs import Dispatcher
-from edge.samples import sample_image_path
-from edge.sources import Frame
-from edge.sources.demo import DemoConfig, DemoSource
 
 # -- config YAML ---------------------------------------------------------------------------------------------
 
@@ -208,7 +207,7 @@ def drive() -> tuple[list[Frame], list[tuple]]:
 
 
 def events_of(frames: list[Frame]) -> tuple[list[tuple], int]:
-    from edge import plugins
+    from edgefer.edge import plugins
 
     key = (sources.__name__, sources.Source)
     plugins.discover(*key)
@@ -278,7 +277,7 @@ FACE = cv2.resize(cv2.imread(str(sample_image_path("grace_hopper"))), (128, 150)
 
 @pytest.fixture(scope="module")
 def analyzer():
-    from edge.cli import analyze_paths
+    from edgefer.edge.cli import analyze_paths
 
     cfg = config.validate({"privacy": {"block_network": False}})
     return lambda paths: analyze_paths(paths, cfg)

@@ -11,13 +11,12 @@ import re
 import threading
 
 import pytest
+from edgefer.edge.events import Event
+from edgefer.edge.outputs import Dispatcher, Output, OutputConfig
+from edgefer.edge.outputs.jsonl import JsonlConfig, JsonlOutput
+from edgefer.edge.outputs.serial_line import SerialConfig, SerialOutput, format_line, parse_line
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-
-from edge.events import Event
-from edge.outputs import Dispatcher, Output, OutputConfig
-from edge.outputs.jsonl import JsonlConfig, JsonlOutput
-from edge.outputs.serial_line import SerialConfig, SerialOutput, format_line, parse_line
 
 UNSAFE = re.compile(r"[^\x20-\x7e]|[,*$]")
 TEXT = st.text(max_size=20)
@@ -50,7 +49,7 @@ def test_every_event_becomes_one_line_that_parses_back(event):
 
 
 def with_checksum(body: str) -> str:
-    from edge.outputs.serial_line import checksum
+    from edgefer.edge.outputs.serial_line import checksum
 
     return f"${body}*{checksum(body)}\r\n" if body.isascii() else f"${body}*00\r\n"
 

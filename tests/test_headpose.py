@@ -9,11 +9,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from edgefer.edge import headpose
+from edgefer.edge.detectors import Detection
+from edgefer.edge.headpose import (
+    angles_from_matrix,
+    face_roi,
+    fit_rotation,
+    load_template,
+    rotation_matrix,
+    uncrop_pose,
+)
 from fixtures import turned_face
-
-from edge import headpose
-from edge.detectors import Detection
-from edge.headpose import angles_from_matrix, face_roi, fit_rotation, load_template, rotation_matrix, uncrop_pose
 
 
 def test_angles_round_trip_through_the_rotation_matrix():
@@ -70,8 +76,8 @@ def test_a_missing_or_broken_template_is_named(tmp_path):
 
 @pytest.fixture(scope="module")
 def photo_and_box():
-    from edge import detectors
-    from edge.samples import sample_image_path
+    from edgefer.edge import detectors
+    from edgefer.edge.samples import sample_image_path
 
     gray = cv2.imread(str(sample_image_path("grace_hopper")), cv2.IMREAD_GRAYSCALE)
     detector = detectors.create({"type": "blazeface"})
@@ -98,7 +104,7 @@ def test_facemesh_estimate_follows_a_turned_face(photo_and_box):
 
 
 def test_face_result_json_has_head_pose_rounded():
-    from edge.monitor import FaceResult
+    from edgefer.edge.monitor import FaceResult
 
     det = Detection((1.0, 2.0, 30.0, 30.0), 0.9)
     assert FaceResult(det).to_json()["head_pose"] is None
@@ -109,8 +115,8 @@ def test_face_result_json_has_head_pose_rounded():
 # --- the shipped int8 student --------------------------------------------------------------------------------
 
 def test_shipped_student_keeps_its_contract():
-    from edge.contract import load_contract
-    from edge.models import models_dir
+    from edgefer.edge.contract import load_contract
+    from edgefer.edge.models import models_dir
 
     path = models_dir() / "head-pose.tflite"
     contract = load_contract(path)  # size and sha256 checked against the sidecar
@@ -124,8 +130,8 @@ def test_shipped_student_keeps_its_contract():
 def test_a_head_pose_model_of_another_task_is_refused(tmp_path):
     import shutil
 
-    from edge.contract import read_contract, write_contract
-    from edge.models import models_dir
+    from edgefer.edge.contract import read_contract, write_contract
+    from edgefer.edge.models import models_dir
 
     shutil.copy(models_dir() / "yawn.tflite", tmp_path / "yawn.tflite")
     write_contract(read_contract(models_dir() / "yawn.json"), tmp_path / "yawn.json")
@@ -145,7 +151,7 @@ def test_student_estimate_follows_a_turned_face(photo_and_box):
 
 
 def test_the_monitor_gives_the_driver_a_head_pose_and_bench_a_pose_stage(monkeypatch):
-    from edge import config, drowsiness, monitor
+    from edgefer.edge import config, drowsiness, monitor
 
     seen = []
     real_update = drowsiness.update

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from compile import headpose as hp
-from compile.nets import count_macs
-from edge.headpose import uncrop_pose
+from edgefer.compile import headpose as hp
+from edgefer.compile.nets import count_macs
+from edgefer.edge.headpose import uncrop_pose
 
 
 def test_crop_pose_is_the_inverse_of_uncrop_pose():

@@ -8,11 +8,13 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("edge", "compile")
+#: the repository's folders and the import names they install under (pyproject.toml's package-dir)
+PACKAGES = {"edge": "edgefer.edge", "compile": "edgefer.compile", "edgefer": "edgefer", "models": "edgefer.models"}
 
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    parts = PACKAGES[parts[0]].split(".") + parts[1:]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -41,8 +43,9 @@ def graph() -> dict[str, set[str]]:
 
 
 def test_the_device_side_imports_nothing_from_the_toolchain_or_tools():
-    offenders = {m: sorted(i for i in deps if not i.startswith("edge")) for m, deps in graph().items()
-                 if m.startswith("edge")}
+    # edgefer.models is data (the shipped model files), not code
+    offenders = {m: sorted(i for i in deps if not i.startswith(("edgefer.edge", "edgefer.models")))
+                 for m, deps in graph().items() if m.startswith("edgefer.edge")}
     assert {m: d for m, d in offenders.items() if d} == {}
 
 
@@ -72,7 +75,7 @@ def test_the_toolchain_verbs_join_the_one_command_without_importing_torch():
     import subprocess
     import sys
 
-    code = ("import sys; from edge.cli import build_parser; p = build_parser(); "
+    code = ("import sys; from edgefer.edge.cli import build_parser; p = build_parser(); "
             "verbs = p._subparsers._group_actions[0].choices; "
             "print(sorted(verbs)); print([m for m in ('torch', 'tensorflow', 'onnx') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
@@ -80,3 +83,13 @@ def test_the_toolchain_verbs_join_the_one_command_without_importing_torch():
     for verb in ("run", "analyze", "teacher", "distill", "quantize", "compile", "bundle"):
         assert f"'{verb}'" in verbs
     assert heavy == "[]"
+
+
+def test_nothing_imports_the_folders_by_their_bare_names():
+    """Run from the repository root, ``edge`` and ``compile`` would also import as top-level packages (the
+    folders are on sys.path), loading a second copy of every module beside ``edgefer.edge``: nothing may."""
+    import re
+
+    bare = re.compile(r"^\s*(from|import)\s+(edge|compile)\b", re.M)
+    files = [p for folder in ("edge", "compile", "edgefer", "tests", "tools") for p in (ROOT / folder).rglob("*.py")]
+    assert [str(p.relative_to(ROOT)) for p in files if bare.search(p.read_text())] == []

@@ -9,18 +9,17 @@ import os
 import shutil
 import sys
 
+import edgefer.edge.outputs as outputs
 import numpy as np
 import pytest
 import serial
+from edgefer.edge.events import Event
+from edgefer.edge.outputs import Dispatcher, Output, OutputConfig, build_outputs, fault_subject
+from edgefer.edge.outputs.console import ConsoleConfig, ConsoleOutput
+from edgefer.edge.outputs.jsonl import JsonlConfig, JsonlOutput
+from edgefer.edge.outputs.serial_line import SerialConfig, SerialOutput, format_line, parse_line
+from edgefer.edge.plugins import Unavailable
 from pydantic import ValidationError
-
-import edge.outputs as outputs
-from edge.events import Event
-from edge.outputs import Dispatcher, Output, OutputConfig, build_outputs, fault_subject
-from edge.outputs.console import ConsoleConfig, ConsoleOutput
-from edge.outputs.jsonl import JsonlConfig, JsonlOutput
-from edge.outputs.serial_line import SerialConfig, SerialOutput, format_line, parse_line
-from edge.plugins import Unavailable
 
 
 def alert(name: str, action: str, level: int, ts: float = 0.0) -> Event:
@@ -269,7 +268,7 @@ def test_serial_unplugged_then_back_loses_no_alert(monkeypatch):
 
 def test_gpio_buzzer_and_led_follow_alerts_and_faults():
     pytest.importorskip("gpiozero")
-    from edge.outputs.gpio import GpioConfig, GpioOutput
+    from edgefer.edge.outputs.gpio import GpioConfig, GpioOutput
 
     out = GpioOutput(GpioConfig(pin_factory="mock"))
     buzzer, led = out.buzzer.pin, out.led.pin
@@ -309,7 +308,7 @@ def test_gpio_buzzer_and_led_follow_alerts_and_faults():
 
 def test_gpio_buzz_levels_and_validation():
     pytest.importorskip("gpiozero")
-    from edge.outputs.gpio import GpioConfig, GpioOutput
+    from edgefer.edge.outputs.gpio import GpioConfig, GpioOutput
 
     out = GpioOutput(GpioConfig(pin_factory="mock", buzz_levels=[2], led_pin=None))
     out.emit(alert("anger", "raise", 1))
@@ -326,7 +325,7 @@ def test_gpio_buzz_levels_and_validation():
 
 
 def test_gpio_without_gpiozero_is_unavailable_with_a_hint(monkeypatch):
-    from edge.outputs.gpio import GpioConfig, GpioOutput
+    from edgefer.edge.outputs.gpio import GpioConfig, GpioOutput
 
     monkeypatch.setitem(sys.modules, "gpiozero", None)
     with pytest.raises(Unavailable, match="gpiozero is not installed.*apt install python3-gpiozero"):
@@ -337,8 +336,8 @@ def test_gpio_without_gpiozero_is_unavailable_with_a_hint(monkeypatch):
 
 
 def test_overlay_draw_is_pure_and_keeps_the_shape():
-    from edge.detectors import Detection
-    from edge.outputs.overlay import draw
+    from edgefer.edge.detectors import Detection
+    from edgefer.edge.outputs.overlay import draw
 
     frame = np.full((240, 320, 3), 30, np.uint8)
     before = frame.copy()
@@ -352,8 +351,7 @@ def test_overlay_draw_is_pure_and_keeps_the_shape():
 
 def test_overlay_without_display_or_gui_is_unavailable(monkeypatch):
     import cv2
-
-    from edge.outputs.overlay import OverlayConfig, OverlayOutput
+    from edgefer.edge.outputs.overlay import OverlayConfig, OverlayOutput
 
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)

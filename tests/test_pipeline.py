@@ -7,12 +7,11 @@ import json
 
 import numpy as np
 import pytest
-
-from compile import steps
-from compile.quantize import ParityBounds, ParityError, check_parity, run_tflite
-from compile.train import TrainConfig
-from edge.contract import load_contract
-from edge.models import Classifier
+from edgefer.compile import steps
+from edgefer.compile.quantize import ParityBounds, ParityError, check_parity, run_tflite
+from edgefer.compile.train import TrainConfig
+from edgefer.edge.contract import load_contract
+from edgefer.edge.models import Classifier
 
 FAST = dict(epochs=8, lr=0.05, threads=1, batch_size=64)
 
@@ -77,7 +76,7 @@ def test_parity_report_and_gate(built, fer_files):
     assert parity["float_tflite_max_logit_diff"] < 1e-3
     assert parity["int8_top1_agreement"] >= 0.9
     reports = built["work"] / "reports" / "tiny"
-    from compile.data import load_dataset
+    from edgefer.compile.data import load_dataset
 
     test = load_dataset(fer_files["csv"], "PrivateTest")
     strict = ParityBounds(max_accuracy_drop=0.0, min_top1_agreement=1.0, max_float_tflite_logit_diff=1e-12)
@@ -87,7 +86,7 @@ def test_parity_report_and_gate(built, fer_files):
 
 
 def test_runtime_classifier_matches_the_toolchain(built, fer_files):
-    from compile.data import load_dataset
+    from edgefer.compile.data import load_dataset
 
     test = load_dataset(fer_files["csv"], "PrivateTest")
     model = built["work"] / "models" / "tiny.tflite"
@@ -99,7 +98,7 @@ def test_runtime_classifier_matches_the_toolchain(built, fer_files):
 
 
 def test_eval_command_writes_json_and_png(built, fer_files, tmp_path):
-    from edge.cli import main
+    from edgefer.edge.cli import main
 
     out = tmp_path / "eval"
     assert main(["eval", str(built["work"] / "models" / "tiny.tflite"), str(fer_files["csv"]),
@@ -113,10 +112,9 @@ def test_eval_command_writes_json_and_png(built, fer_files, tmp_path):
 
 def test_resume_after_a_cut_off_run_matches_an_uncut_run(fer_files, tmp_path, monkeypatch):
     import torch
-
-    from compile import nets
-    from compile import train as train_mod
-    from compile.data import load_dataset
+    from edgefer.compile import nets
+    from edgefer.compile import train as train_mod
+    from edgefer.compile.data import load_dataset
 
     train, val = load_dataset(fer_files["csv"], "Training"), load_dataset(fer_files["csv"], "PublicTest")
     cfg = TrainConfig(**{**FAST, "epochs": 3})
@@ -149,7 +147,7 @@ def test_resume_after_a_cut_off_run_matches_an_uncut_run(fer_files, tmp_path, mo
 
 
 def test_a_run_resumes_with_another_thread_count_but_not_another_recipe():
-    from compile.train import _same_run
+    from edgefer.compile.train import _same_run
 
     saved = TrainConfig(**{**FAST, "threads": 1}).model_dump()
     assert _same_run(saved, TrainConfig(**{**FAST, "threads": 2}).model_dump())
@@ -162,8 +160,8 @@ def test_wrapped_and_trained_teachers_combine(built, fer_files, tmp_path):
     desc = steps.make_teacher(fer_files["csv"], tmp_path / "mix.npz", train_arch="micro",
                               wrap=[(str(built["work"] / "models" / "tiny.tflite"), "raw48")], cfg=cfg)
     assert desc["teachers"] == ["trained:micro", "wrapped:tiny.tflite"]
-    from compile.data import load_dataset
-    from compile.teacher import load_soft_labels
+    from edgefer.compile.data import load_dataset
+    from edgefer.compile.teacher import load_soft_labels
 
     probs, again = load_soft_labels(tmp_path / "mix.npz", load_dataset(fer_files["csv"], "Training"))
     assert probs.shape == (700, 7) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
@@ -175,8 +173,8 @@ def test_wrapped_and_trained_teachers_combine(built, fer_files, tmp_path):
 def test_cli_augment_presets_match_the_toolchain_and_reach_the_config():
     import argparse
 
-    from compile.augment import PRESETS
-    from compile.cli import AUGMENT_PRESETS, _train_config
+    from edgefer.compile.augment import PRESETS
+    from edgefer.compile.cli import AUGMENT_PRESETS, _train_config
 
     assert set(AUGMENT_PRESETS) == set(PRESETS)
     cfg = _train_config(argparse.Namespace(augment="expression-car", epochs=2))

@@ -15,7 +15,7 @@ EDGE = Path(__file__).resolve().parent.parent / "edge"
 
 
 def guarded(code: str) -> subprocess.CompletedProcess:
-    prelude = "from edge.privacy import install_network_guard\nassert install_network_guard()\n"
+    prelude = "from edgefer.edge.privacy import install_network_guard\nassert install_network_guard()\n"
     return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
                           timeout=60, cwd=EDGE.parent)
 
@@ -50,10 +50,10 @@ def test_network_use_is_refused_with_a_clear_message(attempt):
 def test_local_use_still_works_under_the_guard(tmp_path):
     proc = guarded(f"""
         import socket
-        from edge.events import Event
-        from edge.outputs import build_outputs
-        from edge.outputs.serial_line import parse_line
-        from edge.privacy import install_network_guard, network_guard_installed
+        from edgefer.edge.events import Event
+        from edgefer.edge.outputs import build_outputs
+        from edgefer.edge.outputs.serial_line import parse_line
+        from edgefer.edge.privacy import install_network_guard, network_guard_installed
 
         assert not install_network_guard() and network_guard_installed()  # idempotent
         a, b = socket.socketpair()  # AF_UNIX: local to the machine

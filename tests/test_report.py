@@ -9,15 +9,14 @@ import subprocess
 
 import numpy as np
 import pytest
+from edgefer.compile.report import LEVEL_COLOURS, ReportError, build, layout, read_jsonl, write_report, x_of
+from edgefer.edge import config
+from edgefer.edge.events import Event
+from edgefer.edge.monitor import run
+from edgefer.edge.outputs import Dispatcher, build_outputs
+from edgefer.edge.outputs.jsonl import JsonlConfig, JsonlOutput
+from edgefer.edge.outputs.signals import SignalsConfig, SignalsOutput
 from pydantic import ValidationError
-
-from compile.report import LEVEL_COLOURS, ReportError, build, layout, read_jsonl, write_report, x_of
-from edge import config
-from edge.events import Event
-from edge.monitor import run
-from edge.outputs import Dispatcher, build_outputs
-from edge.outputs.jsonl import JsonlConfig, JsonlOutput
-from edge.outputs.signals import SignalsConfig, SignalsOutput
 
 
 def sample(ts: float, **over) -> dict:
@@ -128,7 +127,7 @@ def test_report_lanes_from_the_logs(tmp_path):
 
 
 def test_report_command_writes_a_png_and_an_offline_page(tmp_path, capsys):
-    from edge.cli import main
+    from edgefer.edge.cli import main
 
     events, signals = write_drive(tmp_path)
     assert main(["report", str(events), "--signals", str(signals), "--out", str(tmp_path / "out")]) == 0

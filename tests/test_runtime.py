@@ -11,14 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from edge import config, sources
-from edge.detectors import Detection
-from edge.monitor import Monitor, run
-from edge.outputs import Dispatcher
-from edge.samples import sample_image_path
-from edge.sources.demo import DemoConfig, DemoSource, truth_at
-from edge.tracking import TrackingConfig, rank_faces, roi_for, update
+from edgefer.edge import config, sources
+from edgefer.edge.detectors import Detection
+from edgefer.edge.monitor import Monitor, run
+from edgefer.edge.outputs import Dispatcher
+from edgefer.edge.samples import sample_image_path
+from edgefer.edge.sources.demo import DemoConfig, DemoSource, truth_at
+from edgefer.edge.tracking import TrackingConfig, rank_faces, roi_for, update
 
 
 def quiet(**overrides) -> config.MonitorConfig:
@@ -134,8 +133,8 @@ def test_demo_turns_its_own_photo_as_a_mesh_and_any_other_photo_as_a_plane(tmp_p
     """The looks turn the default photo as a textured 3-D mesh (its FaceMesh landmarks ship beside the demo): the
     nose moves against the outer eye corners, towards the image's left for yaw > 0 (AFLW2000 signs) and down for
     pitch < 0. Another photo has no landmarks: its looks fall back to the plane turn, and still render."""
-    from edge.headpose import load_template, rotation_matrix
-    from edge.sources.demo import LANDMARKS_FILE, MeshTurn
+    from edgefer.edge.headpose import load_template, rotation_matrix
+    from edgefer.edge.sources.demo import LANDMARKS_FILE, MeshTurn
 
     raw = json.loads(LANDMARKS_FILE.read_text())
     points = np.asarray(raw["points"], np.float64)
@@ -218,9 +217,9 @@ class FlakySource(sources.Source):
 
 
 def test_lost_camera_is_retried_with_backoff_and_bad_frames_are_counted(monkeypatch):
-    from edge import plugins
+    from edgefer.edge import plugins
 
-    key = ("edge.sources", sources.Source)
+    key = ("edgefer.edge.sources", sources.Source)
     plugins.discover(*key)
     monkeypatch.setitem(plugins._CACHE[key], "flaky-test", FlakySource)
     cfg = quiet(faults={"bad_frame_report_every": 2})
@@ -235,7 +234,7 @@ def test_lost_camera_is_retried_with_backoff_and_bad_frames_are_counted(monkeypa
 
 
 def test_analyze_json_contract_driver_first():
-    proc = subprocess.run([sys.executable, "-m", "edge.cli", "analyze", "grace_hopper", "--json"],
+    proc = subprocess.run([sys.executable, "-m", "edgefer", "analyze", "grace_hopper", "--json"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.splitlines()[0])
@@ -251,7 +250,7 @@ def test_analyze_a_folder_finds_faces_and_reports_unreadable_files(tmp_path):
     cv2.imwrite(str(tmp_path / "sub" / "face.png"), face)
     cv2.imwrite(str(tmp_path / "empty.png"), np.full((200, 200), 128, np.uint8))
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
-    from edge.cli import analyze_paths
+    from edgefer.edge.cli import analyze_paths
 
     results = {Path(r["path"]).name: r for r in analyze_paths([str(tmp_path)], quiet())}
     assert len(results["face.png"]["faces"]) == 1
@@ -260,7 +259,7 @@ def test_analyze_a_folder_finds_faces_and_reports_unreadable_files(tmp_path):
 
 
 def test_bench_prints_the_contract_fields():
-    proc = subprocess.run([sys.executable, "-m", "edge.cli", "bench", "--source", "demo", "--max-frames", "30",
+    proc = subprocess.run([sys.executable, "-m", "edgefer", "bench", "--source", "demo", "--max-frames", "30",
                            "--json"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
@@ -270,7 +269,7 @@ def test_bench_prints_the_contract_fields():
 
 
 def test_run_with_a_missing_video_exits_2_with_the_path(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--source", str(tmp_path / "gone.mp4")],
+    proc = subprocess.run([sys.executable, "-m", "edgefer", "run", "--source", str(tmp_path / "gone.mp4")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "gone.mp4: video file not found" in proc.stderr
 
@@ -302,7 +301,7 @@ def test_a_rule_on_an_unknown_signal_is_refused_at_start():
 
 
 def test_int8_features_read_x86_flags_and_arm_features(tmp_path):
-    from edge.bench import int8_features
+    from edgefer.edge.bench import int8_features
 
     x86 = tmp_path / "x86"
     x86.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_vnni\n\nprocessor\t: 1\nflags\t: avx2\n")

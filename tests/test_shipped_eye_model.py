@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from edgefer.edge.contract import load_contract
+from edgefer.edge.models import Classifier, resolve
 from fixtures import synthetic_eye
-
-from edge.contract import load_contract
-from edge.models import Classifier, resolve
 
 SHIPPED = "eye-state"
 

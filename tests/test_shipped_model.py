@@ -6,10 +6,9 @@ import json
 
 import numpy as np
 import pytest
-
-from edge.cli import main
-from edge.contract import load_contract
-from edge.models import Classifier, models_dir, resolve
+from edgefer.edge.cli import main
+from edgefer.edge.contract import load_contract
+from edgefer.edge.models import Classifier, models_dir, resolve
 
 SHIPPED = "fer-student"
 

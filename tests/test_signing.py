@@ -12,13 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from edge import signing
-from edge.cli import main
-from edge.config import validate
-from edge.contract import ContractError, load_contract, sha256_of, write_contract
-from edge.models import Classifier, models_dir
-from edge.signing import (
+from edgefer.edge import signing
+from edgefer.edge.cli import main
+from edgefer.edge.config import validate
+from edgefer.edge.contract import ContractError, load_contract, sha256_of, write_contract
+from edgefer.edge.models import Classifier, models_dir
+from edgefer.edge.signing import (
     SignatureError,
     TrustPolicy,
     generate_keypair,
@@ -180,7 +179,7 @@ def test_no_key_means_no_checks_and_the_device_key_means_checks(tmp_path, keys, 
     shutil.copyfile(keys["public"], device_key)
     monkeypatch.setattr(signing, "DEFAULT_TRUSTED_KEY", device_key)
     assert TrustPolicy.from_config().key_id() == keys["id"]
-    with pytest.raises(SignatureError, match=r"edgefer_models/yawn.tflite: unsigned|models/yawn.tflite: unsigned"):
+    with pytest.raises(SignatureError, match=r"edgefer/models/yawn.tflite: unsigned|models/yawn.tflite: unsigned"):
         Classifier("yawn")
     with pytest.raises(SignatureError, match=r"security.trusted_key: .*typo.pub: no such file"):
         TrustPolicy.from_config(tmp_path / "typo.pub")
@@ -197,7 +196,7 @@ def _monitor_config(models: Path, key: Path, **security):
 
 
 def test_monitor_loads_signed_models_and_refuses_a_tampered_one(signed_models, keys):
-    from edge.monitor import Monitor
+    from edgefer.edge.monitor import Monitor
 
     monitor = Monitor(_monitor_config(signed_models, keys["public"]))
     assert f"signatures: ed25519 key {keys['id']} (4 model(s) verified)" in monitor.describe()
@@ -209,7 +208,7 @@ def test_monitor_loads_signed_models_and_refuses_a_tampered_one(signed_models, k
 
 
 def test_monitor_dev_switch_lets_unsigned_models_run(signed_models, keys):
-    from edge.monitor import Monitor
+    from edgefer.edge.monitor import Monitor
 
     for sig in signed_models.glob("*.sig"):
         sig.unlink()
@@ -241,7 +240,7 @@ def test_keygen_sign_verify_commands(tmp_path, capsys):
 
 
 def test_signing_modules_stay_on_the_device_floor():
-    code = ("import sys, edge.signing, edge.updates, edge.cli;"
+    code = ("import sys, edgefer.edge.signing, edgefer.edge.updates, edgefer.edge.cli;"
             "bad = [m for m in sys.modules if m == 'compile' or m.startswith(('compile.', 'tools', 'torch'))];"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

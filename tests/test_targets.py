@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from compile.coral import check_model, parse_compiler_log
-from compile.targets import TARGETS, TargetError, check_options, compile_target, get_target
-from edge.cli import main
-from edge.contract import load_contract
-from edge.models import Classifier, resolve
+from edgefer.compile.coral import check_model, parse_compiler_log
+from edgefer.compile.targets import TARGETS, TargetError, check_options, compile_target, get_target
+from edgefer.edge.cli import main
+from edgefer.edge.contract import load_contract
+from edgefer.edge.models import Classifier, resolve
 
 
 def test_capability_table_names_artifacts_options_and_needs():
@@ -177,9 +176,8 @@ def test_compile_needs_a_tflite_source(tmp_path):
 
 def test_qdq_model_runs_with_the_reference_arithmetic_unless_asked_otherwise(tmp_path, fer_files, caplog):
     import onnxruntime as ort
-
-    from edge.backends import BackendUnavailable
-    from edge.qdq import QdqRefused, is_qdq_onnx, session_options
+    from edgefer.edge.backends import BackendUnavailable
+    from edgefer.edge.qdq import QdqRefused, is_qdq_onnx, session_options
 
     compile_target("jetson", tmp_path, data=str(fer_files["csv"]), calib_count=70, min_agreement=0.0, max_drop=1.0)
     int8, flt = tmp_path / "fer-student.int8.onnx", tmp_path / "fer-student.onnx"
@@ -201,10 +199,10 @@ def test_qdq_model_runs_with_the_reference_arithmetic_unless_asked_otherwise(tmp
     crops = np.random.default_rng(0).integers(0, 256, (4, 48, 48), dtype=np.uint8)
     clf = Classifier(int8, backend="onnxruntime")
     assert "reference Q/DQ" in clf.backend.describe()
-    from compile.quantize import run_onnx
+    from edgefer.compile.quantize import run_onnx
 
     assert np.allclose(clf.backend.infer(crops), run_onnx(int8, crops.astype(np.float32)), atol=1e-6)
-    from edge import backends
+    from edgefer.edge import backends
 
     if platform.machine().lower() in ("x86_64", "amd64"):
         with pytest.raises(BackendUnavailable, match="saturate"):

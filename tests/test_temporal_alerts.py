@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from edgefer.edge.alerts import RuleConfig, RuleState, step
+from edgefer.edge.temporal import DriverState, SmoothingConfig, observe, seconds_without_face
 from pydantic import ValidationError
-
-from edge.alerts import RuleConfig, RuleState, step
-from edge.temporal import DriverState, SmoothingConfig, observe, seconds_without_face
 
 
 def replay(rule: RuleConfig, samples: list[tuple[float, float | None]]):

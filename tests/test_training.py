@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import torch
-
-from compile.augment import AugmentConfig, augment_batch
+from edgefer.compile.augment import AugmentConfig, augment_batch
 
 
 def test_augment_keeps_shape_range_and_is_seeded():
@@ -32,8 +31,7 @@ def test_flip_mirrors():
 
 def test_class_weights_lift_rare_classes_and_keep_mean_one():
     import numpy as np
-
-    from compile.train import class_weights
+    from edgefer.compile.train import class_weights
 
     targets = np.array([0] * 90 + [1] * 10)
     w = class_weights(targets, 2, beta=1.0)

@@ -10,11 +10,9 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from fixtures import _write_yawn_csv, write_yawn_folder
-
-from compile import nets, steps
-from compile.augment import PRESETS
-from compile.data import (
+from edgefer.compile import nets, steps
+from edgefer.compile.augment import PRESETS
+from edgefer.compile.data import (
     YAWN_CROP_IOD,
     YAWN_LABELS,
     YAWN_SIZE,
@@ -24,9 +22,10 @@ from compile.data import (
     read_yawn_frames,
     read_yawn_rows,
 )
-from compile.quantize import ParityBounds, run_tflite
-from compile.train import TrainConfig
-from edge.contract import load_contract
+from edgefer.compile.quantize import ParityBounds, run_tflite
+from edgefer.compile.train import TrainConfig
+from edgefer.edge.contract import load_contract
+from fixtures import _write_yawn_csv, write_yawn_folder
 
 FAST = dict(lr=0.05, threads=1, batch_size=32)
 
@@ -37,8 +36,8 @@ def _rows(root):
 
 
 def test_reads_frames_with_the_runtime_detector_and_mouth_crop(tmp_path):
-    from edge import detectors
-    from edge.crop import crop_rotated, eye_line
+    from edgefer.edge import detectors
+    from edgefer.edge.crop import crop_rotated, eye_line
 
     rows = write_yawn_folder(tmp_path, 3)
     frames = read_yawn_frames(tmp_path / "frames.csv")
@@ -61,7 +60,7 @@ def test_reads_frames_with_the_runtime_detector_and_mouth_crop(tmp_path):
 
 
 def test_haar_fallback_and_frames_without_a_face(tmp_path, monkeypatch):
-    from edge.detectors.blazeface import BlazeFaceDetector
+    from edgefer.edge.detectors.blazeface import BlazeFaceDetector
 
     rows = write_yawn_folder(tmp_path, 2)
     cv2.imwrite(str(tmp_path / rows[0][0]), np.full((240, 320, 3), 90, np.uint8))  # an empty cabin
@@ -175,7 +174,7 @@ def test_yawn_contract_records_mouth_crop_split_and_leaky_folder(yawn_built, yaw
 
 
 def test_yawn_runtime_classifier_matches_the_toolchain(yawn_built, yawn_folder):
-    from edge.models import Classifier
+    from edgefer.edge.models import Classifier
 
     test = load_dataset(yawn_folder, "test")
     model = yawn_built["work"] / "models" / "yawn-tiny.tflite"

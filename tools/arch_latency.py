@@ -13,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from compile import nets
-from compile.prune import prune_channels
-from compile.quantize import convert_int8, export_onnx
-from edge.bench import machine_line
-from edge.latency import compare_latency
+from edgefer.compile import nets
+from edgefer.compile.prune import prune_channels
+from edgefer.compile.quantize import convert_int8, export_onnx
+from edgefer.edge.bench import machine_line
+from edgefer.edge.latency import compare_latency
 
 
 def main() -> None:

@@ -22,8 +22,7 @@ import numpy as np
 def write_crops(path: Path) -> None:
     """Crops of the demo photo at several scales and offsets, plus noise: 48x48 grey uint8."""
     import cv2
-
-    from edge.samples import sample_image_path
+    from edgefer.edge.samples import sample_image_path
 
     gray = cv2.imread(str(sample_image_path("grace_hopper")), cv2.IMREAD_GRAYSCALE)
     rng = np.random.default_rng(0)
@@ -43,7 +42,7 @@ def outputs(crops_path: Path, model: str | None) -> dict:
     from ai_edge_litert.interpreter import Interpreter
 
     if model is None:
-        from edge.models import resolve
+        from edgefer.edge.models import resolve
 
         model = str(resolve("fer-student"))
     crops = np.load(crops_path)["crops"]

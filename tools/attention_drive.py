@@ -25,9 +25,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-
-from edge.attention import AttentionConfig, default_rules
-from edge.replay import DriveSpec, run_attention_replay, synthesise_drive
+from edgefer.edge.attention import AttentionConfig, default_rules
+from edgefer.edge.replay import DriveSpec, run_attention_replay, synthesise_drive
 
 DRIVERS = [(0.0, 0.0), (10.0, -6.0), (-8.0, 5.0), (4.0, -12.0), (12.0, 3.0), (-3.0, -9.0)]
 

@@ -13,9 +13,9 @@ import json
 import os
 from pathlib import Path
 
-from edge.bench import machine_line
-from edge.latency import compare_latency
-from edge.models import resolve
+from edgefer.edge.bench import machine_line
+from edgefer.edge.latency import compare_latency
+from edgefer.edge.models import resolve
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ REFERENCE_DIR = Path(__file__).resolve().parent.parent / "board" / "reference"
 
 
 def _edgefer_json(*args: str) -> dict:
-    cmd = [sys.executable, "-m", "edge.cli", *args, "--json"]
+    cmd = [sys.executable, "-m", "edgefer", *args, "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[2:])} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")

@@ -18,14 +18,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-
-from compile import recipe  # noqa: E402
-from compile.data import dataset_info, load_dataset  # noqa: E402
-from compile.evaluate import grouped_accuracy, write_json  # noqa: E402
-from compile.quantize import run_tflite  # noqa: E402
-from compile.recipe import latency_ms  # noqa: E402
-from compile.robustness import against_the_grain, intensity_baseline  # noqa: E402
-from compile.train import TrainConfig, predict_logits  # noqa: E402
+from edgefer.compile import recipe  # noqa: E402
+from edgefer.compile.data import dataset_info, load_dataset  # noqa: E402
+from edgefer.compile.evaluate import grouped_accuracy, write_json  # noqa: E402
+from edgefer.compile.quantize import run_tflite  # noqa: E402
+from edgefer.compile.recipe import latency_ms  # noqa: E402
+from edgefer.compile.robustness import against_the_grain, intensity_baseline  # noqa: E402
+from edgefer.compile.train import TrainConfig, predict_logits  # noqa: E402
 
 NAME = "eye-state"
 THREADS = 1

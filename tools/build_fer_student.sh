@@ -21,7 +21,7 @@ T=$R/teacher-trained/soft_labels.npz
 [ -f $T ] || edgefer teacher --data "$D" --votes "$DATA_DIR/fer2013new.csv" --train teacher --weights 1 1 \
     --threads 2 --out $T
 #    Its ONNX export (8 MB, not committed; see models/teachers/README.md).
-[ -f models/teachers/fer-teacher.onnx ] || python -c "import torch; from compile.quantize import export_onnx; \
+[ -f models/teachers/fer-teacher.onnx ] || python -c "import torch; from edgefer.compile.quantize import export_onnx; \
 export_onnx(torch.load('$R/teacher-trained/soft_labels/best.pt', weights_only=False), 'models/teachers/fer-teacher.onnx')"
 # 2. The student (16-32-64-128, two 3x3 convs per stage, full 48x48 stem), distilled 60 epochs (T=3, alpha=0.5,
 #    one-cycle SGD, class-balanced loss beta 0.5), and the same student without the teacher, same budget.
@@ -55,7 +55,7 @@ prune st-s1-e80 st-s1-e80-pruned-0.2-ft25
 mkdir -p $R/ensemble
 ENS=()
 for run in st-kdT-cb60 st-cb60 st-kdTonly-cb60 st-kdTonly-s1-e80 st-s1-e80; do
-    [ -f $R/ensemble/$run.onnx ] || python -c "import torch; from compile.quantize import export_onnx; \
+    [ -f $R/ensemble/$run.onnx ] || python -c "import torch; from edgefer.compile.quantize import export_onnx; \
 export_onnx(torch.load('$R/$run/best.pt', weights_only=False), '$R/ensemble/$run.onnx')"
     ENS+=(--wrap $R/ensemble/$run.onnx:raw48)
 done
@@ -79,7 +79,7 @@ CHOSEN=$(python -c "import json; print(json.load(open('$R/selection.json'))['cho
 # A second round (declared 2026-12-01 18:58 UTC before its runs started, amended 19:01 with s2w-e120 at epoch
 # 10): the wide stride-2-stem student, 120 epochs, no teacher, pruned 20 % + 25 epochs and logit-adjusted like
 # the others, joins the candidates; the run chosen above is the incumbent and stays unless beaten by more than
-# compile.balance.INCUMBENT_MARGIN. (A seed-2 `student`, 120 epochs, declared with it, was paused at epoch 4 so
+# edgefer.compile.balance.INCUMBENT_MARGIN. (A seed-2 `student`, 120 epochs, declared with it, was paused at epoch 4 so
 # this one could finish; it resumes in a later round: edgefer distill --data "$D" --arch student
 # --out $R/st-s2-e120 --epochs 120 --class-balance 0.5 --seed 2.)
 edgefer distill --data "$D" --arch student-s2w --out $R/s2w-e120 --epochs 120 --class-balance 0.5 --threads 2

@@ -4,9 +4,9 @@
 
 1. crops: every face the runtime's detector (BlazeFace) finds, cut as the runtime cuts it (stored 1.25x wider
    for augmentation). Labels: AFLW2000 train's own poses; FaceMesh + rigid fit (the teacher,
-   ``edge.headpose.FaceMeshPose``) on RAF-DB train, the face photos, the YawDD frames and the video clips
+   ``edgefer.edge.headpose.FaceMeshPose``) on RAF-DB train, the face photos, the YawDD frames and the video clips
    (pseudo-labels; faces FaceMesh itself doubts are left out). AFLW2000 val (ground truth) chooses the epoch.
-2. train ``compile.headpose.PoseNet`` (AFLW2000 train drawn as often as all pseudo-labels together), one
+2. train ``edgefer.compile.headpose.PoseNet`` (AFLW2000 train drawn as often as all pseudo-labels together), one
    checkpoint per epoch: run it again to resume.
 3. ONNX -> onnx2tf full int8 -> parity against the float ONNX -> models/head-pose.{tflite,json,onnx}.
 
@@ -26,16 +26,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-from compile import headpose as hp  # noqa: E402
-from compile.data.aflw2000 import labelled_face, read_aflw, read_gray  # noqa: E402
-from compile.nets import count_macs  # noqa: E402
-from compile.quantize import convert_int8, export_onnx, run_onnx, run_tflite, tflite_ops  # noqa: E402
-from compile.recipe import latency_ms  # noqa: E402
-from compile.steps import tool_versions  # noqa: E402
-from edge import detectors  # noqa: E402
-from edge.contract import CropSpec, InputSpec, ModelContract, OutputSpec, sha256_of, write_contract  # noqa: E402
-from edge.headpose import FaceMeshPose, uncrop_pose  # noqa: E402
+from edgefer.compile import headpose as hp  # noqa: E402
+from edgefer.compile.data.aflw2000 import labelled_face, read_aflw, read_gray  # noqa: E402
+from edgefer.compile.nets import count_macs  # noqa: E402
+from edgefer.compile.quantize import convert_int8, export_onnx, run_onnx, run_tflite, tflite_ops  # noqa: E402
+from edgefer.compile.recipe import latency_ms  # noqa: E402
+from edgefer.compile.steps import tool_versions  # noqa: E402
+from edgefer.edge import detectors  # noqa: E402
+from edgefer.edge.contract import CropSpec, InputSpec, ModelContract, OutputSpec, sha256_of, write_contract  # noqa: E402
+from edgefer.edge.headpose import FaceMeshPose, uncrop_pose  # noqa: E402
 
 NAME = "head-pose"
 EPOCHS = 30
@@ -191,9 +190,11 @@ def main() -> int:
         dataset={"train": {str(k): int(v) for k, v in zip(*np.unique(data.source, return_counts=True), strict=True)},
                  "validation": "aflw2000 val (ground truth; chooses the epoch)",
                  "convention": "AFLW2000 pose.csv: yaw > 0 face turned to the image's left, pitch > 0 up, roll > 0 "
-                               "clockwise; outputs are the pose in the eye-level crop (edge.headpose.uncrop_pose)",
+                               "clockwise; outputs are the pose in the eye-level crop "
+                               "(edgefer.edge.headpose.uncrop_pose)",
                  "teacher": "FaceMesh face_landmark.tflite + rigid fit to models/headpose/facemesh_template.json"},
-        recipe={"arch": "compile.headpose.PoseNet", "epochs": args.epochs, "best_val_mean_mae": report["best_val"],
+        recipe={"arch": "edgefer.compile.headpose.PoseNet", "epochs": args.epochs,
+                "best_val_mean_mae": report["best_val"],
                 "history": report["history"]},
         tools=tool_versions(), created=date.today().isoformat())
     write_contract(contract, target.with_suffix(".json"))

@@ -15,11 +15,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-
-from compile.data.aflw2000 import labelled_face, read_aflw, read_gray
-from edge import detectors
-from edge.headpose import TEMPLATE_FILE, FaceMeshPose, normalised, rotation_matrix
-from edge.models import models_dir
+from edgefer.compile.data.aflw2000 import labelled_face, read_aflw, read_gray
+from edgefer.edge import detectors
+from edgefer.edge.headpose import TEMPLATE_FILE, FaceMeshPose, normalised, rotation_matrix
+from edgefer.edge.models import models_dir
 
 
 def main() -> None:

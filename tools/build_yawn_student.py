@@ -26,9 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-from compile import recipe  # noqa: E402
-from compile.data import (  # noqa: E402
+from edgefer.compile import recipe  # noqa: E402
+from edgefer.compile.data import (  # noqa: E402
     YAWN_SOURCE_TEST,
     YAWN_SPLIT_SALT,
     YAWN_SPLIT_SHARES,
@@ -39,11 +38,11 @@ from compile.data import (  # noqa: E402
     read_yawn_frames_cached,
     yawn_csv_path,
 )
-from compile.evaluate import classification_report, write_json  # noqa: E402
-from compile.quantize import run_tflite  # noqa: E402
-from compile.recipe import latency_ms  # noqa: E402
-from compile.robustness import robustness_report  # noqa: E402
-from compile.train import TrainConfig, predict_logits  # noqa: E402
+from edgefer.compile.evaluate import classification_report, write_json  # noqa: E402
+from edgefer.compile.quantize import run_tflite  # noqa: E402
+from edgefer.compile.recipe import latency_ms  # noqa: E402
+from edgefer.compile.robustness import robustness_report  # noqa: E402
+from edgefer.compile.train import TrainConfig, predict_logits  # noqa: E402
 
 NAME = "yawn"
 THREADS = 1

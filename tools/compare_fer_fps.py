@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 
 import cv2
-
-from edge.bench import machine_line
+from edgefer.edge.bench import machine_line
 
 
 def run_fer(video: str) -> dict:
@@ -40,9 +39,9 @@ def run_fer(video: str) -> dict:
 
 
 def run_edgefer(video: str, config_path: str | None) -> dict:
-    from edge import config
-    from edge.monitor import run
-    from edge.outputs import Dispatcher
+    from edgefer.edge import config
+    from edgefer.edge.monitor import run
+    from edgefer.edge.outputs import Dispatcher
 
     cfg = config.load(config_path, {"source": {"type": "capture", "device": video}})
     summary = run(cfg, dispatcher=Dispatcher([]))

@@ -17,13 +17,13 @@ import argparse
 import json
 from pathlib import Path
 
-from compile.data import ferplus_majority, load_dataset, read_ferplus_votes
-from compile.evaluate import classification_report
-from compile.teacher import KNOWN_WRAPS, wrapped_teacher
-from edge.bench import machine_line
-from edge.contract import load_contract, sidecar_path, write_contract
-from edge.latency import compare_latency
-from edge.models import Classifier, resolve
+from edgefer.compile.data import ferplus_majority, load_dataset, read_ferplus_votes
+from edgefer.compile.evaluate import classification_report
+from edgefer.compile.teacher import KNOWN_WRAPS, wrapped_teacher
+from edgefer.edge.bench import machine_line
+from edgefer.edge.contract import load_contract, sidecar_path, write_contract
+from edgefer.edge.latency import compare_latency
+from edgefer.edge.models import Classifier, resolve
 
 
 def main() -> None:

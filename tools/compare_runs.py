@@ -14,10 +14,9 @@ import json
 from pathlib import Path
 
 import torch
-
-from compile.data import ferplus_majority, load_dataset, read_ferplus_votes
-from compile.evaluate import classification_report
-from compile.train import predict_logits
+from edgefer.compile.data import ferplus_majority, load_dataset, read_ferplus_votes
+from edgefer.compile.evaluate import classification_report
+from edgefer.compile.train import predict_logits
 
 
 def main() -> None:

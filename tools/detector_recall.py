@@ -24,10 +24,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from edgefer.edge import detectors
+from edgefer.edge.detectors import FaceDetector
 from tqdm import tqdm
-
-from edge import detectors
-from edge.detectors import FaceDetector
 
 #: Face size relative to the frame (min side of the face / long side of the image): a driver's face in a cabin
 #: camera is typically 15-40 % of the frame; BlazeFace short-range sees the frame at 128 px.

@@ -4,9 +4,10 @@
     python tools/drive_report.py --source ../shared/data/video/driver_cabin_night.mp4 --out reports/drive-night
     python tools/drive_report.py --source demo --scripted-pose --out reports/drive-demo-pose
 
-``--scripted-pose`` (demo only) hands the monitor the head pose the demo *renders* (``edge.sources.demo.pose_at``)
-in place of a pose estimator's reading: a stand-in that shows the zone, head and attention lanes and checks the
-chain from the monitor to the rules; it is not a measurement of any estimator. The title says so.
+``--scripted-pose`` (demo only) hands the monitor the head pose the demo *renders*
+(``edgefer.edge.sources.demo.pose_at``) in place of a pose estimator's reading: a stand-in that shows the zone, head
+and attention lanes and checks the chain from the monitor to the rules; it is not a measurement of any estimator.
+The title says so.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from compile.report import write_report
-from edge import config, sources
-from edge.events import Event
-from edge.monitor import FaceResult, Monitor
-from edge.outputs import build_outputs
-from edge.sources.demo import pose_at
+from edgefer.compile.report import write_report
+from edgefer.edge import config, sources
+from edgefer.edge.events import Event
+from edgefer.edge.monitor import FaceResult, Monitor
+from edgefer.edge.outputs import build_outputs
+from edgefer.edge.sources.demo import pose_at
 
 
 class ScriptedPoseMonitor(Monitor):

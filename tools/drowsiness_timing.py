@@ -18,9 +18,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-
-from edge.drowsiness import default_rules
-from edge.replay import ReplaySpec, run_replay, synthesise
+from edgefer.edge.drowsiness import default_rules
+from edgefer.edge.replay import ReplaySpec, run_replay, synthesise
 
 
 def main() -> None:

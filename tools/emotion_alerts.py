@@ -42,12 +42,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import yaml
-
-from edge import config, emotion
-from edge.emotion import EmotionConfig
-from edge.emotion_replay import night_driver, run_emotion_replay
-from edge.monitor import FrameResult, run
-from edge.outputs import Dispatcher
+from edgefer.edge import config, emotion
+from edgefer.edge.emotion import EmotionConfig
+from edgefer.edge.emotion_replay import night_driver, run_emotion_replay
+from edgefer.edge.monitor import FrameResult, run
+from edgefer.edge.outputs import Dispatcher
 
 REPO = Path(__file__).resolve().parents[1]
 #: ../shared/data/video beside the checkout (a main clone or a worktree one level further down)

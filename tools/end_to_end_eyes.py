@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from edge import config
-from edge.monitor import run
-from edge.outputs import Dispatcher
-from edge.sources.demo import SCRIPT_LENGTH_S, truth_at
+from edgefer.edge import config
+from edgefer.edge.monitor import run
+from edgefer.edge.outputs import Dispatcher
+from edgefer.edge.sources.demo import SCRIPT_LENGTH_S, truth_at
 
 
 def main() -> None:

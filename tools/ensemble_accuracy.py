@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
-from compile import teacher
-from compile.data import dataset_info, load_dataset
+from edgefer.compile import teacher
+from edgefer.compile.data import dataset_info, load_dataset
 
 
 def main() -> None:

@@ -15,12 +15,12 @@ import dataclasses
 import json
 from pathlib import Path
 
-from compile.data import load_dataset
-from compile.robustness import PERTURBATIONS, robustness_report
-from compile.teacher import KNOWN_WRAPS, wrapped_teacher
-from edge.bench import machine_line
-from edge.contract import load_contract
-from edge.models import Classifier, resolve
+from edgefer.compile.data import load_dataset
+from edgefer.compile.robustness import PERTURBATIONS, robustness_report
+from edgefer.compile.teacher import KNOWN_WRAPS, wrapped_teacher
+from edgefer.edge.bench import machine_line
+from edgefer.edge.contract import load_contract
+from edgefer.edge.models import Classifier, resolve
 
 
 def main() -> None:

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge import sources
-from edge.events import Event
-from edge.outputs import Dispatcher
-from edge.outputs.serial_line import parse_line
-from edge.sources.demo import DemoConfig, DemoSource
+from edgefer.edge import sources
+from edgefer.edge.events import Event
+from edgefer.edge.outputs import Dispatcher
+from edgefer.edge.outputs.serial_line import parse_line
+from edgefer.edge.sources.demo import DemoConfig, DemoSource
 
 
 @dataclass(frozen=True)

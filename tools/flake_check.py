@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edge.bench import machine_line  # noqa: E402
+from edgefer.edge.bench import machine_line  # noqa: E402
 
 CONDITIONS = ("ci", "reversed", "one-thread", "avx2", "busy")
 ENV = {

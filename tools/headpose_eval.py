@@ -15,11 +15,10 @@ import json
 import time
 
 import numpy as np
-
-from compile.data.aflw2000 import labelled_face, read_aflw, read_gray
-from edge import detectors, headpose
-from edge.bench import governor_warning, machine_line
-from edge.detectors import Detection
+from edgefer.compile.data.aflw2000 import labelled_face, read_aflw, read_gray
+from edgefer.edge import detectors, headpose
+from edgefer.edge.bench import governor_warning, machine_line
+from edgefer.edge.detectors import Detection
 
 BANDS = ((0.0, 30.0), (30.0, 60.0), (60.0, 99.0))
 

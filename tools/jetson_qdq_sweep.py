@@ -3,7 +3,7 @@ with the float ONNX, and its accuracy, on one split (choose settings on the vali
 
     python tools/jetson_qdq_sweep.py fer2013.csv.gz [--split PublicTest] [--model fer-student]
 
-Each row re-runs compile.jetson's quantisation (symmetric int8, per-channel weights, input normalisation and
+Each row re-runs edgefer.compile.jetson's quantisation (symmetric int8, per-channel weights, input normalisation and
 classifier in float) with another calibration method, percentile or calibration image count.
 """
 
@@ -14,15 +14,14 @@ import tempfile
 from pathlib import Path
 
 import onnxruntime as ort
+from edgefer.compile.data import load_dataset
+from edgefer.compile.jetson import _Reader, float_nodes
+from edgefer.compile.quantize import calibration_images, run_onnx, run_tflite
+from edgefer.edge.models import resolve
 from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from compile.data import load_dataset
-from compile.jetson import _Reader, float_nodes
-from compile.quantize import calibration_images, run_onnx, run_tflite
-from edge.models import resolve
-
-#: (label, method, extra options, calibration images); the first row is compile.jetson's setting.
+#: (label, method, extra options, calibration images); the first row is edgefer.compile.jetson's setting.
 SETTINGS = [
     ("percentile 99.999, 400", CalibrationMethod.Percentile, {"CalibPercentile": 99.999}, 400),
     ("percentile 99.99, 400", CalibrationMethod.Percentile, {"CalibPercentile": 99.99}, 400),

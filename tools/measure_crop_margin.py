@@ -13,10 +13,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from edgefer.compile.data import load_dataset
+from edgefer.edge.detectors.haar import CASCADE
 from tqdm import tqdm
-
-from compile.data import load_dataset
-from edge.detectors.haar import CASCADE
 
 
 def main() -> None:

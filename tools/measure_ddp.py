@@ -40,7 +40,7 @@ def run_layout(data: str, arch: str, steps: int, batch: int, processes: int, thr
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "CUDA_VISIBLE_DEVICES": ""}
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, *launcher, "-m", "edge.cli", *verb], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, *launcher, "-m", "edgefer", *verb], env=env, capture_output=True,
                           text=True)
     wall = time.perf_counter() - t0
     if done.returncode:
@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--out", help="write the figures here as JSON")
     args = ap.parse_args()
     # The first read of a CSV parses it into the ~/.cache npz (~15 s): done once here, outside every timing.
-    subprocess.run([sys.executable, "-c", f"from compile.data import load_dataset; load_dataset({args.data!r}, "
+    subprocess.run([sys.executable, "-c", f"from edgefer.compile.data import load_dataset; load_dataset({args.data!r}, "
                     "'Training')"], check=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

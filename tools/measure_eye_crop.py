@@ -18,11 +18,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from edgefer.edge import detectors
+from edgefer.edge.crop import crop_rotated, eye_line
+from edgefer.edge.sources.folder import list_images
 from tqdm import tqdm
-
-from edge import detectors
-from edge.crop import crop_rotated, eye_line
-from edge.sources.folder import list_images
 
 
 def normalise(patch: np.ndarray) -> np.ndarray:

@@ -1,10 +1,10 @@
 """The declared selection rule applied to candidate runs: which best.pt ships.
 
 Looks at the validation split only (FER2013: PublicTest) and never at the test split, so the test figures of the
-shipped model stay a held-out measurement. The rule (compile.balance.SELECTION_RULE): the highest mean of
+shipped model stay a held-out measurement. The rule (edgefer.compile.balance.SELECTION_RULE): the highest mean of
 accuracy and UAR, both being floors of the shipped model. With ``--incumbent RUN`` (the run shipped now, itself
 a candidate) a challenger replaces it only when it beats its score by more than ``--margin``
-(compile.balance.INCUMBENT_MARGIN, declared after a 0.0002 win).
+(edgefer.compile.balance.INCUMBENT_MARGIN, declared after a 0.0002 win).
 
     python tools/select_student.py fer2013.csv.gz runs/a-balanced runs/b-balanced [--json-out pick.json]
         [--incumbent runs/a-balanced] [--record fer-student]
@@ -21,11 +21,10 @@ import json
 from pathlib import Path
 
 import torch
-
-from compile.balance import INCUMBENT_MARGIN, SELECTION_RULE, choose_run, selection_score
-from compile.data import dataset_info, load_dataset
-from compile.evaluate import classification_report
-from compile.train import predict_logits
+from edgefer.compile.balance import INCUMBENT_MARGIN, SELECTION_RULE, choose_run, selection_score
+from edgefer.compile.data import dataset_info, load_dataset
+from edgefer.compile.evaluate import classification_report
+from edgefer.compile.train import predict_logits
 
 
 def select(data: str, runs: list[Path], incumbent: Path | None = None, margin: float = INCUMBENT_MARGIN) -> dict:
@@ -67,8 +66,8 @@ def main() -> None:
 
 
 def record(model: str, result: dict) -> None:
-    from edge.contract import load_contract, sidecar_path, write_contract
-    from edge.models import resolve
+    from edgefer.edge.contract import load_contract, sidecar_path, write_contract
+    from edgefer.edge.models import resolve
 
     path = resolve(model)
     contract = load_contract(path)

@@ -12,8 +12,8 @@ import resource
 import tempfile
 import time
 
-from edge import config
-from edge.monitor import run
+from edgefer.edge import config
+from edgefer.edge.monitor import run
 
 
 def rss_mb() -> float:

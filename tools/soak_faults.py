@@ -34,13 +34,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from edgefer.edge import config, plugins, sources
+from edgefer.edge.events import Event
+from edgefer.edge.monitor import run
+from edgefer.edge.outputs import Dispatcher, build_outputs
+from edgefer.edge.sources.demo import DemoConfig
 from fault_injection import DroppingCamera, Faults, PtyPort, Schedule, Sequence, StreamClock, mount_tmpfs
-
-from edge import config, plugins, sources
-from edge.events import Event
-from edge.monitor import run
-from edge.outputs import Dispatcher, build_outputs
-from edge.sources.demo import DemoConfig
 
 
 def rss_mb() -> float:

@@ -10,8 +10,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-
-from compile.data import dataset_info, load_dataset
+from edgefer.compile.data import dataset_info, load_dataset
 
 
 def main() -> None:

@@ -1,15 +1,15 @@
 """Readers for the data formats users actually have, one module per format:
 
-- :mod:`~compile.data.fer2013`: ``fer2013.csv`` (``emotion,pixels,Usage``; plain or ``.gz``) and Microsoft's FER+
-  vote file ``fer2013new.csv`` (row-aligned with fer2013.csv),
-- :mod:`~compile.data.folder`: an image-folder layout ``ROOT/<split>/<class>/*.png|jpg``,
-- :mod:`~compile.data.cew`: an eye-patch manifest ``ROOT/manifest.csv`` (the CEW layout): split into
+- :mod:`~edgefer.compile.data.fer2013`: ``fer2013.csv`` (``emotion,pixels,Usage``; plain or ``.gz``) and
+  Microsoft's FER+ vote file ``fer2013new.csv`` (row-aligned with fer2013.csv),
+- :mod:`~edgefer.compile.data.folder`: an image-folder layout ``ROOT/<split>/<class>/*.png|jpg``,
+- :mod:`~edgefer.compile.data.cew`: an eye-patch manifest ``ROOT/manifest.csv`` (the CEW layout): split into
   train/val/test by a hash of the face, never by patch,
-- :mod:`~compile.data.rafdb`: RAF-DB's basic-emotion training split (``labels.csv`` + ``train/``), with a hashed,
-  stratified validation slice (its test split is held out and never read),
-- :mod:`~compile.data.aflw2000`: AFLW2000-3D head poses (``pose.csv``: yaw, pitch, roll and 68 landmarks per
+- :mod:`~edgefer.compile.data.rafdb`: RAF-DB's basic-emotion training split (``labels.csv`` + ``train/``), with a
+  hashed, stratified validation slice (its test split is held out and never read),
+- :mod:`~edgefer.compile.data.aflw2000`: AFLW2000-3D head poses (``pose.csv``: yaw, pitch, roll and 68 landmarks per
   image, with its own train/val split column) for the head-pose student and its evaluation,
-- :mod:`~compile.data.yawdd`: a yawn frame list ``ROOT/frames.csv`` (YawDD frames): the runtime's face detector
+- :mod:`~edgefer.compile.data.yawdd`: a yawn frame list ``ROOT/frames.csv`` (YawDD frames): the runtime's face detector
   finds the mouth, the runtime's crop cuts it; split by a hash of the session group.
 
 Every reader returns a :class:`FaceSet` of uint8 grey images. A malformed row or file raises
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compile.data.cew import (
+from edgefer.compile.data.cew import (
     EYE_COLUMNS,
     EYE_LABELS,
     EYE_MANIFEST,
@@ -33,7 +33,7 @@ from compile.data.cew import (
     read_eye_manifest,
     read_eye_manifest_cached,
 )
-from compile.data.common import (
+from edgefer.compile.data.common import (
     FER_LABELS,
     IMAGE_SUFFIXES,
     DataError,
@@ -42,7 +42,7 @@ from compile.data.common import (
     hashed_split,
     save_npz_atomic,
 )
-from compile.data.fer2013 import (
+from edgefer.compile.data.fer2013 import (
     FER_SIZE,
     FER_SPLITS,
     FERPLUS_COLUMNS,
@@ -53,8 +53,8 @@ from compile.data.fer2013 import (
     read_fer2013_csv,
     read_ferplus_votes,
 )
-from compile.data.folder import FOLDER_ALIASES, FOLDER_VAL_SHARE, _held_out, read_image_folder
-from compile.data.rafdb import (
+from edgefer.compile.data.folder import FOLDER_ALIASES, FOLDER_VAL_SHARE, _held_out, read_image_folder
+from edgefer.compile.data.rafdb import (
     RAFDB_SPLIT_SALT,
     RAFDB_VAL_SHARE,
     rafdb_csv_path,
@@ -63,7 +63,7 @@ from compile.data.rafdb import (
     read_rafdb,
     read_rafdb_cached,
 )
-from compile.data.yawdd import (
+from edgefer.compile.data.yawdd import (
     YAWN_COLUMNS,
     YAWN_CROP_IOD,
     YAWN_CSV,

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from compile.data.common import DataError, FaceSet, _read_grey, _rows, hashed_split
+from edgefer.compile.data.common import DataError, FaceSet, _read_grey, _rows, hashed_split
 
 #: Eye-state labels in output order (alphabetical, as the CEW folders name them).
 EYE_LABELS: tuple[str, ...] = ("closed", "open")
@@ -32,7 +31,7 @@ def eye_manifest_path(path: str | Path) -> Path | None:
 
 def face_split(groups: np.ndarray, shares: dict[str, float] = EYE_SPLIT_SHARES,
                salt: str = EYE_SPLIT_SALT) -> np.ndarray:
-    """:func:`~compile.data.common.hashed_split` with the eye sets' shares and salt: every patch of a face (and
+    """:func:`~edgefer.compile.data.common.hashed_split` with the eye sets' shares and salt: every patch of a face (and
     every face of an identity, when the group is the identity) lands in the same split."""
     return hashed_split(groups, shares, salt)
 

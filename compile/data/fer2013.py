@@ -7,8 +7,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-
-from compile.data.common import FER_LABELS, DataError, FaceSet, _rows, save_npz_atomic
+from edgefer.compile.data.common import FER_LABELS, DataError, FaceSet, _rows, save_npz_atomic
 
 FER_SIZE = 48
 FER_SPLITS = ("Training", "PublicTest", "PrivateTest")

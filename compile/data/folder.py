@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from compile.data.common import FER_LABELS, IMAGE_SUFFIXES, DataError, FaceSet, _read_grey
-from compile.data.fer2013 import FER_SIZE
+from edgefer.compile.data.common import FER_LABELS, IMAGE_SUFFIXES, DataError, FaceSet, _read_grey
+from edgefer.compile.data.fer2013 import FER_SIZE
 
 #: Folder names seen in the wild for the FER2013 classes (e.g. the atulapra/Emotion-detection export).
 FOLDER_ALIASES = {

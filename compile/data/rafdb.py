@@ -14,8 +14,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-
-from compile.data.common import FER_LABELS, DataError, FaceSet, _read_grey, _rows, save_npz_atomic
+from edgefer.compile.data.common import FER_LABELS, DataError, FaceSet, _read_grey, _rows, save_npz_atomic
 
 RAFDB_CSV = "labels.csv"
 RAFDB_COLUMNS = ("image", "label_id", "label")

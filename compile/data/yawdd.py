@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from compile.data.common import IMAGE_SUFFIXES, DataError, FaceSet, _rows, hashed_split, save_npz_atomic
+from edgefer.compile.data.common import IMAGE_SUFFIXES, DataError, FaceSet, _rows, hashed_split, save_npz_atomic
 
 #: Yawn labels in output order (the runtime reads the probability of "yawn").
 YAWN_LABELS: tuple[str, ...] = ("no_yawn", "yawn")
@@ -116,14 +115,15 @@ def read_yawn_rows(path: str | Path, labels: tuple[str, ...] = YAWN_LABELS) -> l
 
 def detect_mouths(path: str | Path, rows: list[dict] | None = None) -> dict[str, np.ndarray]:
     """Run the runtime's face detection on every frame of frames.csv: BlazeFace, else the Haar cascade with
-    keypoints placed by :func:`edge.crop.keypoints_from_box` (what the runtime does for a box without keypoints).
-    The driver is the face :func:`edge.tracking.rank_faces` ranks first.
+    keypoints placed by :func:`edgefer.edge.crop.keypoints_from_box` (what the runtime does for a box without
+    keypoints).
+    The driver is the face :func:`edgefer.edge.tracking.rank_faces` ranks first.
 
     Returns ``detector`` [rows] ("blazeface" / "haar" / "none") and ``keypoints`` [rows, 4, 2] (right_eye,
     left_eye, nose, mouth; NaN where no face)."""
-    from edge import detectors
-    from edge.crop import keypoints_from_box
-    from edge.tracking import TrackingConfig, rank_faces
+    from edgefer.edge import detectors
+    from edgefer.edge.crop import keypoints_from_box
+    from edgefer.edge.tracking import TrackingConfig, rank_faces
 
     path = Path(path)
     rows = rows if rows is not None else read_yawn_rows(path)
@@ -151,7 +151,7 @@ def detect_mouths(path: str | Path, rows: list[dict] | None = None) -> dict[str,
 def mouth_crop(gray: np.ndarray, keypoints: np.ndarray | dict, size_iod: float, size: int = YAWN_SIZE) -> np.ndarray:
     """The runtime's mouth crop (edge/monitor.py): a square of ``size_iod`` x IOD centred on the mouth keypoint,
     rotated so the eye line is level, ``size`` x ``size``, bilinear."""
-    from edge.crop import crop_rotated, eye_line
+    from edgefer.edge.crop import crop_rotated, eye_line
 
     if not isinstance(keypoints, dict):
         keypoints = {k: (float(x), float(y)) for k, (x, y) in zip(_MOUTH_KEYPOINTS, keypoints, strict=True)}

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from edgefer.edge.backends import Backend, BackendConfig, BackendUnavailable
+from edgefer.edge.contract import ModelContract, load_contract
 from pydantic import Field
-
-from edge.backends import Backend, BackendConfig, BackendUnavailable
-from edge.contract import ModelContract, load_contract
 
 log = logging.getLogger("edgefer.backends")
 
@@ -69,7 +68,7 @@ class EdgeTPUBackend(Backend):
         super().__init__(model_path, contract, config)
         if contract.target != "coral":
             raise BackendUnavailable(f"{model_path.name} is built for target {contract.target!r}, not coral")
-        from edge.backends.litert import LiteRTBackend, LiteRTConfig, load_interpreter_class
+        from edgefer.edge.backends.litert import LiteRTBackend, LiteRTConfig, load_interpreter_class
 
         compiled = model_path.stem.endswith("_edgetpu")
         self.fallback: LiteRTBackend | None = None
@@ -103,7 +102,7 @@ class EdgeTPUBackend(Backend):
     def infer(self, crops: np.ndarray) -> np.ndarray:
         if self.fallback is not None:
             return self.fallback.infer(crops)
-        from edge.backends.litert import invoke_each
+        from edgefer.edge.backends.litert import invoke_each
 
         return invoke_each(self.interpreter, self._in, self._out, crops, self.contract)
 

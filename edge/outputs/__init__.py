@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.events import Event
-from edge.plugins import PluginConfig, Unavailable, discover
+from edgefer.edge.events import Event
+from edgefer.edge.plugins import PluginConfig, Unavailable, discover
 
 __all__ = ["Dispatcher", "Output", "OutputConfig", "Unavailable", "build_outputs", "create", "fault_subject",
            "registry", "validate"]
@@ -301,7 +301,7 @@ def build_outputs(configs: Iterable[OutputConfig | dict[str, Any]], **dispatcher
             unavailable[label] = str(exc) if isinstance(exc, Unavailable) else f"{type(exc).__name__}: {exc}"
             log.warning("output %s is not available, continuing without it: %s", label, unavailable[label])
     if not outputs:
-        from edge.outputs.console import ConsoleConfig, ConsoleOutput
+        from edgefer.edge.outputs.console import ConsoleConfig, ConsoleOutput
 
         log.warning("no configured output could be started; events go to the console")
         outputs.append(ConsoleOutput(ConsoleConfig()))

@@ -8,10 +8,9 @@ from __future__ import annotations
 import sys
 from typing import Literal
 
+from edgefer.edge.events import Event, EventKind
+from edgefer.edge.outputs import Output, OutputConfig
 from pydantic import Field
-
-from edge.events import Event, EventKind
-from edge.outputs import Output, OutputConfig
 
 
 class ConsoleConfig(OutputConfig):

@@ -2,13 +2,13 @@
 
 Why: the driver should notice an alert without looking at a screen. The LED is on while any alert is active
 (tracked per rule from raise/escalate/clear events) and blinks while a fault is active (see
-:func:`edge.outputs.fault_subject`); an alert wins over a fault. The buzzer sounds for alert levels in
+:func:`edgefer.edge.outputs.fault_subject`); an alert wins over a fault. The buzzer sounds for alert levels in
 ``buzz_levels``, with the pattern ``beeps`` gives that level (or the nearest lower level that has one): by
 default a few short beeps at level 1, fast beeps at level 2, a continuous tone from level 3.
 
 gpiozero is imported when the output is created, never at discovery. ``pin_factory: mock`` uses gpiozero's
 MockFactory, for tests and a bench without a Pi. The pigpio pin factory talks to its daemon over TCP, which the
-network guard (:mod:`edge.privacy`) refuses: use lgpio or RPi.GPIO (what Raspberry Pi OS ships).
+network guard (:mod:`edgefer.edge.privacy`) refuses: use lgpio or RPi.GPIO (what Raspberry Pi OS ships).
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from __future__ import annotations
 import warnings
 from typing import Any, Literal
 
+from edgefer.edge.events import Event
+from edgefer.edge.outputs import Output, OutputConfig, fault_subject
+from edgefer.edge.plugins import Unavailable
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from edge.events import Event
-from edge.outputs import Output, OutputConfig, fault_subject
-from edge.plugins import Unavailable
 
 INSTALL_HINT = ("on Raspberry Pi OS: sudo apt install python3-gpiozero python3-lgpio (venv made with "
                 "--system-site-packages), or pip install gpiozero lgpio")

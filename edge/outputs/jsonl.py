@@ -29,10 +29,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from edgefer.edge.events import Event
+from edgefer.edge.outputs import Output, OutputConfig
 from pydantic import Field, model_validator
-
-from edge.events import Event
-from edge.outputs import Output, OutputConfig
 
 MiB = 1024 * 1024
 

@@ -21,11 +21,10 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
+from edgefer.edge.events import Event
+from edgefer.edge.outputs import Output, OutputConfig, fault_subject
+from edgefer.edge.plugins import Unavailable
 from pydantic import Field
-
-from edge.events import Event
-from edge.outputs import Output, OutputConfig, fault_subject
-from edge.plugins import Unavailable
 
 log = logging.getLogger("edgefer.outputs")
 
@@ -33,7 +32,7 @@ _LEVEL_COLOURS = {0: (80, 200, 80), 1: (0, 190, 255), 2: (0, 0, 255)}  # BGR: gr
 
 
 def _face_box_and_label(face: Any) -> tuple[tuple[int, int, int, int], str]:
-    """A face is a :class:`edge.detectors.Detection` (or anything with ``box`` and optionally ``label`` or
+    """A face is a :class:`edgefer.edge.detectors.Detection` (or anything with ``box`` and optionally ``label`` or
     ``score``), or a ``(box, label)`` pair; ``box`` is x, y, w, h in frame pixels."""
     if isinstance(face, tuple) and len(face) == 2 and not isinstance(face[0], (int, float)):
         box, label = face

@@ -25,11 +25,10 @@ import re
 from functools import reduce
 from typing import Any, Literal
 
+from edgefer.edge.events import Event
+from edgefer.edge.outputs import Output, OutputConfig
+from edgefer.edge.plugins import Unavailable
 from pydantic import Field, field_validator
-
-from edge.events import Event
-from edge.outputs import Output, OutputConfig
-from edge.plugins import Unavailable
 
 log = logging.getLogger("edgefer.outputs")
 

@@ -2,7 +2,7 @@
 reviewing a drive (``edgefer report``): eye openness, PERCLOS, yawns, head yaw and pitch, attention zone,
 expression, active alerts.
 
-It is the event log's file handling (:class:`~edge.outputs.jsonl.JsonlOutput`: whole lines, rotation at
+It is the event log's file handling (:class:`~edgefer.edge.outputs.jsonl.JsonlOutput`: whole lines, rotation at
 ``max_bytes``, a cap on the whole set, reopening a log moved away) with another line. A summary line that cannot
 be written (a full card) is dropped and logged by the dispatcher: this is a review log, not the alert path, and
 events never wait for it. ``fsync`` is off by default: one fsync a second wears an SD card, and a power cut
@@ -18,10 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from edgefer.edge.events import Event
+from edgefer.edge.outputs.jsonl import JsonlConfig, JsonlOutput
 from pydantic import Field
-
-from edge.events import Event
-from edge.outputs.jsonl import JsonlConfig, JsonlOutput
 
 
 class SignalsConfig(JsonlConfig):
@@ -51,7 +50,7 @@ def _mode(values: list[str | None]) -> str | None:
 
 
 def summarise(samples: list[dict[str, Any]], start: float, seconds: float) -> dict[str, Any]:
-    """One line from a period's per-frame samples (see :meth:`edge.monitor.Monitor.sample`): shares and means
+    """One line from a period's per-frame samples (see :meth:`edgefer.edge.monitor.Monitor.sample`): shares and means
     of readings, the longest of each timer (``*_s``) and the highest count, the most frequent zone and
     expression, each alert's highest level."""
     keys = sorted({k for s in samples for k in s.get("signals", {})})

@@ -25,10 +25,9 @@ from typing import Literal
 
 import cv2
 import numpy as np
+from edgefer.edge.samples import sample_image_path
+from edgefer.edge.sources import Frame, Source, SourceConfig, SourceError
 from pydantic import Field
-
-from edge.samples import sample_image_path
-from edge.sources import Frame, Source, SourceConfig, SourceError
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ class MeshTurn:
              size: tuple[int, int]) -> list[np.ndarray]:
         """``images`` (float32 head crops) turned by yaw/pitch (AFLW2000 signs) about the pivot, seen by a pinhole
         camera of ``focal`` crop pixels at the pivot's distance, then placed in a ``size`` frame by ``affine``."""
-        from edge.headpose import rotation_matrix
+        from edgefer.edge.headpose import rotation_matrix
 
         rel = np.column_stack([self.source - self.pivot[:2], self.depth - self.pivot[2]])
         turned = rel @ rotation_matrix(yaw, pitch, 0.0).T
@@ -214,7 +213,7 @@ def _mesh_for(photo_name: str, photo: Path, origin: tuple[int, int], shape: tupl
     landmarks the demo does not know."""
     import json
 
-    from edge.headpose import load_template
+    from edgefer.edge.headpose import load_template
 
     try:
         raw = json.loads(LANDMARKS_FILE.read_text())
@@ -280,8 +279,8 @@ def _head_images(photo: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, int, i
 
 def _eye_centres(head: np.ndarray, face_box: tuple[int, int, int, int]) -> list[tuple[float, float]]:
     """The two eye centres: BlazeFace's keypoints when it finds the face, else the typical box geometry."""
-    from edge.crop import keypoints_from_box
-    from edge.detectors import Unavailable, create
+    from edgefer.edge.crop import keypoints_from_box
+    from edgefer.edge.detectors import Unavailable, create
 
     try:
         found = create({"type": "blazeface"}).detect(head)

@@ -7,9 +7,8 @@ from typing import Literal
 
 import cv2
 import numpy as np
+from edgefer.edge.sources import Frame, Source, SourceConfig, SourceError
 from pydantic import Field
-
-from edge.sources import Frame, Source, SourceConfig, SourceError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 
