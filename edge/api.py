@@ -1,5 +1,5 @@
 """The library front door: ``edgefer.analyze(image)`` -> the faces in it, the driver first, each with its box,
-expression, eye state and yawn (and head pose where the config has a pose model).
+expression, eye state, yawn, head pose and attention zone (each None where the config has no such model).
 
 It runs exactly what ``edgefer analyze`` and the monitor run per face (the same detector, crops and models, per the
 config), so a figure measured through the API is the monitor's figure. An :class:`Analyzer` loads the models once;
@@ -27,6 +27,7 @@ class Face:
     eyes_open: float | None = None
     yawn: float | None = None
     head_pose: dict[str, float] | None = None  # {"yaw", "pitch", "roll"} in degrees
+    zone: str | None = None  # attention zone of the head pose (road_ahead, left_mirror, ..., away)
 
     @property
     def top_expression(self) -> str | None:
@@ -35,7 +36,7 @@ class Face:
 
     def to_json(self) -> dict[str, Any]:
         return {"box": list(self.box), "score": self.score, "expression": self.expression or None,
-                "eyes_open": self.eyes_open, "yawn": self.yawn, "head_pose": self.head_pose}
+                "eyes_open": self.eyes_open, "yawn": self.yawn, "head_pose": self.head_pose, "zone": self.zone}
 
 
 def to_grey(image: np.ndarray | str | Path) -> np.ndarray:
@@ -81,7 +82,8 @@ class Analyzer:
         for result in self._monitor.faces(to_grey(image)):
             data = result.to_json()
             faces.append(Face(box=tuple(data["box"]), score=data["score"], expression=data["expression"] or {},
-                              eyes_open=data["eyes_open"], yawn=data["yawn"], head_pose=data.get("head_pose")))
+                              eyes_open=data["eyes_open"], yawn=data["yawn"], head_pose=data["head_pose"],
+                              zone=data["zone"]))
         return faces
 
 

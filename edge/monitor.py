@@ -50,6 +50,7 @@ class FaceResult:
     eyes_open: float | None = None
     yawn: float | None = None
     head_pose: tuple[float, float, float] | None = None  # (yaw, pitch, roll) degrees, see edgefer.edge.headpose
+    zone: str | None = None  # analyze only: the attention zone of head_pose against the nominal road-ahead direction
 
     def label(self) -> str:
         parts = []
@@ -68,7 +69,8 @@ class FaceResult:
         return {"box": [round(v, 1) for v in self.detection.box], "score": round(self.detection.score, 4),
                 "expression": self.expression, "eyes_open": self.eyes_open, "yawn": self.yawn,
                 "head_pose": None if self.head_pose is None else
-                dict(zip(("yaw", "pitch", "roll"), (round(a, 1) for a in self.head_pose), strict=True))}
+                dict(zip(("yaw", "pitch", "roll"), (round(a, 1) for a in self.head_pose), strict=True)),
+                "zone": self.zone}
 
 
 @dataclass
@@ -165,7 +167,11 @@ class Monitor:
     def faces(self, gray: np.ndarray) -> list[FaceResult]:
         """Every face in one image with its model outputs, the likely driver first (for ``analyze``)."""
         found = rank_faces(self.detector.detect(gray), gray.shape, self.cfg.tracking)
-        return [self.describe_face(gray, det, rounded=True) for det in found]
+        results = [self.describe_face(gray, det, rounded=True) for det in found]
+        for result in results:  # one image has no drive to calibrate against: the config's nominal direction
+            if result.head_pose is not None:
+                result.zone = attention.zone_of_pose(result.head_pose, self.cfg.attention)
+        return results
 
     def describe_face(self, gray: np.ndarray, det: Detection, rounded: bool = False) -> FaceResult:
         """Crop the face (and its eyes and mouth) the way each model's sidecar says, and run the models."""

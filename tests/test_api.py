@@ -40,6 +40,7 @@ def test_analyze_takes_a_path_a_bgr_array_or_a_grey_array_and_agrees_with_the_cl
     face = by_path[0]
     assert face.expression == cli[0]["expression"] and face.eyes_open == cli[0]["eyes_open"]
     assert 0 <= face.eyes_open <= 1 and 0 <= face.yawn <= 1
+    assert face.head_pose == cli[0]["head_pose"] and face.zone == cli[0]["zone"] == "road_ahead"
     assert abs(sum(face.expression.values()) - 1) < 0.01
 
 

@@ -240,8 +240,9 @@ def test_analyze_json_contract_driver_first():
     result = json.loads(proc.stdout.splitlines()[0])
     assert result["path"].endswith("grace_hopper.jpg")
     face = result["faces"][0]
-    assert set(face) == {"box", "score", "expression", "eyes_open", "yawn", "head_pose"}
+    assert set(face) == {"box", "score", "expression", "eyes_open", "yawn", "head_pose", "zone"}
     assert len(face["box"]) == 4 and abs(sum(face["expression"].values()) - 1) < 0.01
+    assert set(face["head_pose"]) == {"yaw", "pitch", "roll"} and face["zone"] == "road_ahead"  # a frontal photo
 
 
 def test_analyze_a_folder_finds_faces_and_reports_unreadable_files(tmp_path):
