@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from edgefer.compile.evaluate import classification_report
 from torch import nn
+
+from edgefer.compile.evaluate import classification_report
 
 #: The grid ``tau`` is chosen from. Negative values lean towards the frequent classes (training already weights
 #: rare classes up with ``--class-balance``, which may overshoot), positive ones towards the rare classes.

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from edgefer.compile.artifacts import TargetError, write_artifact
 from edgefer.edge.contract import ModelContract
 

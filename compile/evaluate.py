@@ -121,9 +121,10 @@ def write_json(obj: dict, path: str | Path) -> Path:
 def evaluate_model(model: str | Path, data: str | Path, split: str, out_dir: str | Path,
                    backend: str | None = None) -> dict:
     """Run a shipped model (through the device runtime's backends) on a labelled split; write JSON + PNG."""
+    from tqdm import tqdm
+
     from edgefer.compile.data import load_dataset
     from edgefer.edge.models import Classifier
-    from tqdm import tqdm
 
     test = load_dataset(data, split)
     classifier = Classifier(model, backend=backend)

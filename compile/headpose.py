@@ -16,10 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from torch import nn
+
 from edgefer.compile.nets import Normalize, conv_bn_relu
 from edgefer.edge.detectors import Detection
 from edgefer.edge.headpose import ROI_SCALE, FaceRoi, _rz, angles_from_matrix, face_roi, rotation_matrix
-from torch import nn
 
 INPUT_SIZE = 64
 #: Stored crops cover this much more than the model's crop, for augmentation.

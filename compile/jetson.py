@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from edgefer.compile.artifacts import TargetError, write_artifact
 from edgefer.edge.bench import machine_line
 from edgefer.edge.contract import InputSpec, ModelContract, OutputSpec, sidecar_path

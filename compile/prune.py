@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 import torch_pruning as tp
-from edgefer.compile.nets import count_macs
 from torch import nn
+
+from edgefer.compile.nets import count_macs
 
 
 def prune_channels(model: nn.Module, ratio: float, size: int = 48, round_to: int = 4) -> dict:

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from edgefer.compile.data import FaceSet
-from edgefer.edge.qdq import QdqArithmetic, session_options
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+
+from edgefer.compile.data import FaceSet
+from edgefer.edge.qdq import QdqArithmetic, session_options
 
 OPSET = 17
 INPUT_NAME = "input"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from edgefer.compile import distributed, nets, teacher
 from edgefer.compile.augment import PRESETS
 from edgefer.compile.data import YAWN_CROP_IOD, FaceSet, dataset_info, load_dataset

@@ -16,9 +16,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from edgefer.compile.data import FaceSet, ferplus_soft_labels, read_ferplus_votes
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
+
+from edgefer.compile.data import FaceSet, ferplus_soft_labels, read_ferplus_votes
 
 
 class WrapSpec(BaseModel):

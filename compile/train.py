@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from edgefer.compile import distributed
-from edgefer.compile.augment import AugmentConfig, augment_batch
-from edgefer.compile.data import FaceSet
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
+
+from edgefer.compile import distributed
+from edgefer.compile.augment import AugmentConfig, augment_batch
+from edgefer.compile.data import FaceSet
 
 
 class TrainConfig(BaseModel):

@@ -35,9 +35,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from edgefer.edge.alerts import RuleConfig
 from edgefer.edge.drowsiness import Observation
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: Zones in the order they are tried; ``away`` is where no box holds the pose.
 ZONES = ("road_ahead", "instrument_cluster", "left_mirror", "right_mirror", "centre_console", "lap", "away")

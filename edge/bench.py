@@ -9,7 +9,9 @@ import resource
 from pathlib import Path
 
 import numpy as np
-from edgefer.edge.monitor import STAGES, RunSummary
+
+from edgefer.edge.loop import RunSummary
+from edgefer.edge.monitor import STAGES
 
 GOVERNOR = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
 BOARD_MODEL = Path("/proc/device-tree/model")

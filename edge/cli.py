@@ -23,6 +23,7 @@ from edgefer.edge.samples import SAMPLE_IMAGES, sample_image_path  # noqa: E402
 def predict_image(path: str | Path, model: str = "fer-student", backend: str | None = None) -> dict:
     """Faces in one image, largest first, each with its expression probabilities."""
     import cv2
+
     from edgefer.edge.crop import crop
     from edgefer.edge.detectors.haar import HaarFaceDetector
     from edgefer.edge.models import Classifier
@@ -74,7 +75,7 @@ def _monitor_config(args: argparse.Namespace):
 def _cmd_run(args: argparse.Namespace) -> int:
     import logging
 
-    from edgefer.edge.monitor import run
+    from edgefer.edge.loop import run
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = _monitor_config(args)
@@ -128,7 +129,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from edgefer.edge import bench
-    from edgefer.edge.monitor import run
+    from edgefer.edge.loop import run
 
     cfg = _monitor_config(args)
     # The bench measures the loop, not the console: events go to a null sink unless the config names outputs.

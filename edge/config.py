@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Annotated, Any, Union
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from edgefer.edge import detectors, outputs, sources
 from edgefer.edge.alerts import RuleConfig
 from edgefer.edge.attention import AttentionConfig
@@ -23,7 +25,6 @@ from edgefer.edge.emotion import EmotionConfig
 from edgefer.edge.plugins import config_union
 from edgefer.edge.temporal import SmoothingConfig
 from edgefer.edge.tracking import TrackingConfig
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 def _union(package: str, base: type) -> Any:

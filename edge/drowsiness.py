@@ -25,8 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from edgefer.edge.alerts import RuleConfig
 from pydantic import BaseModel, ConfigDict, Field
+
+from edgefer.edge.alerts import RuleConfig
 
 
 class DrowsinessConfig(BaseModel):

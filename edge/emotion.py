@@ -33,9 +33,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from edgefer.edge.alerts import AlertEvent, RuleConfig, RuleState, step
 from edgefer.edge.temporal import SmoothingConfig
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: Expressions whose sum is the ``distress`` signal (as edge/monitor.py's plain ``distress``).
 DISTRESS = ("fear", "sad")

@@ -6,6 +6,7 @@ camera and no clock.
 from __future__ import annotations
 
 import numpy as np
+
 from edgefer.edge.alerts import AlertEvent, RuleConfig, RuleState
 from edgefer.edge.emotion import EmotionConfig, EmotionState, ExpressionObservation, signals, step_rule, update
 from edgefer.edge.temporal import SmoothingConfig

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from edgefer.edge.contract import ContractError
 from edgefer.edge.detectors import Detection
 from edgefer.edge.models import models_dir

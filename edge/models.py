@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
 from edgefer.edge import backends
 from edgefer.edge.contract import ContractError, ModelContract, load_contract
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
 from edgefer.edge import attention
 from edgefer.edge.alerts import AlertEvent, RuleConfig, RuleState, step
 from edgefer.edge.attention import AttentionConfig, AttentionState

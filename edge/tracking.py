@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgefer.edge.detectors import Detection
 from pydantic import BaseModel, ConfigDict, Field
+
+from edgefer.edge.detectors import Detection
 
 
 class TrackingConfig(BaseModel):

@@ -11,10 +11,11 @@ import sys
 
 import numpy as np
 import torch
+from torch import nn
+
 from edgefer.compile.augment import AugmentConfig
 from edgefer.compile.data import FaceSet, load_dataset
 from edgefer.compile.train import TrainConfig
-from torch import nn
 
 #: Every random choice of augment_batch switched off: each rank then sees exactly the pixels one process sees.
 NO_AUGMENT = AugmentConfig(flip=0, rotate_deg=0, scale=0, shift=0, brightness=0, contrast=0, gamma=0, noise=0,

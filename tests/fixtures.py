@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from edgefer.compile.data import FER_LABELS, FERPLUS_COLUMNS, FERPLUS_TO_FER
 
 

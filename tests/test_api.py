@@ -8,9 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from edgefer.edge.samples import sample_image_path
 
 import edgefer
+from edgefer.edge.samples import sample_image_path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

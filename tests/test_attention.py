@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
+
 from edgefer.edge import attention, config
 from edgefer.edge.attention import AttentionConfig, AttentionState, classify, default_rules, signals, update
 from edgefer.edge.drowsiness import DrowsinessConfig, DrowsyState, Observation
 from edgefer.edge.drowsiness import update as drowsy_update
 from edgefer.edge.replay import DriveSpec, run_attention_replay, synthesise_drive
-from pydantic import ValidationError
 
 RULES = default_rules()
 ROAD = (0.0, 0.0, 0.0)
@@ -251,7 +252,7 @@ def test_demo_run_with_a_pose_estimator_raises_phone_use_for_the_console_look_on
     ``FaceResult.head_pose`` in the monitor, then pins the demo's attention events (the windows allow for an
     estimator that reads the turned plane a little off: it leaves the road box 0.13 s into the 0.3 s turn
     with the scripted pose)."""
-    from edgefer.edge.monitor import run
+    from edgefer.edge.loop import run
     from edgefer.edge.outputs import Dispatcher
     from edgefer.edge.sources.demo import truth_at
 

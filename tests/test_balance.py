@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from edgefer.compile import balance, nets, steps
 from edgefer.compile.train import TrainConfig, predict_logits
 

@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
 from edgefer.compile.bundle import BundleError, board_requirements, build_bundle, get_board, read_manifest
 from edgefer.compile.deploy import DeployError, check_bootfs, deploy, flash
 

@@ -4,6 +4,8 @@ import gzip
 
 import numpy as np
 import pytest
+from fixtures import synthetic_face, write_fer2013, write_image_folder
+
 from edgefer.compile.data import (
     FER_LABELS,
     DataError,
@@ -13,7 +15,6 @@ from edgefer.compile.data import (
     read_ferplus_votes,
     read_image_folder,
 )
-from fixtures import synthetic_face, write_fer2013, write_image_folder
 
 GOOD_PIXELS = " ".join(["128"] * 48 * 48)
 
@@ -181,8 +182,9 @@ def test_ferplus_majority_keeps_clear_winners_on_fer_classes():
 
 
 def test_rafdb_reader_maps_labels_and_holds_out_a_fixed_stratified_slice(tmp_path):
-    from edgefer.compile.data import FER_LABELS, dataset_info, rafdb_val_mask
     from fixtures import write_rafdb
+
+    from edgefer.compile.data import FER_LABELS, dataset_info, rafdb_val_mask
 
     rows = write_rafdb(tmp_path / "rafdb", per_class=20)
     train, val = load_dataset(tmp_path / "rafdb", "Training"), load_dataset(tmp_path / "rafdb", "val")
@@ -210,8 +212,9 @@ def test_rafdb_reader_maps_labels_and_holds_out_a_fixed_stratified_slice(tmp_pat
     (lambda lines: lines.__setitem__(2, "missing.jpg,1,surprise"), r"labels\.csv:3: .*missing\.jpg: no such file"),
 ])
 def test_rafdb_reader_names_the_bad_line(tmp_path, edit, message):
-    from edgefer.compile.data import read_rafdb
     from fixtures import write_rafdb
+
+    from edgefer.compile.data import read_rafdb
 
     write_rafdb(tmp_path / "rafdb", per_class=1)
     lines = (tmp_path / "rafdb" / "labels.csv").read_text().splitlines()

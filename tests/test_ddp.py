@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import torch
 from ddp_worker import EQUIVALENCE_ROWS, TEACHER_ARGS, equivalence_setup
+
 from edgefer.compile import distributed
 from edgefer.compile.train import rank_samples
 

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from edgefer.edge.contract import CropSpec
 from edgefer.edge.crop import crop, expand_box
 
@@ -45,6 +46,7 @@ def test_crop_margin_and_border_replication():
 
 def test_haar_detector_finds_the_sample_face():
     import cv2
+
     from edgefer.edge.cli import sample_image_path
     from edgefer.edge.detectors.haar import HaarFaceDetector
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from edgefer.edge.alerts import RuleState, step
 from edgefer.edge.drowsiness import DrowsinessConfig, DrowsyState, Observation, default_rules, perclos, signals, update
 from edgefer.edge.replay import ReplaySpec, run_replay, synthesise

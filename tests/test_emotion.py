@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
+
 from edgefer.edge import config, emotion
 from edgefer.edge.alerts import RuleState
 from edgefer.edge.emotion import (
@@ -18,7 +20,6 @@ from edgefer.edge.emotion import (
 )
 from edgefer.edge.emotion_replay import EXPRESSION_LABELS, expression, night_driver, run_emotion_replay
 from edgefer.edge.temporal import DriverState, SmoothingConfig, observe
-from pydantic import ValidationError
 
 LABELS = list(EXPRESSION_LABELS)
 SMOOTH = SmoothingConfig()

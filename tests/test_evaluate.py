@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from edgefer.compile.evaluate import classification_report, confusion_matrix, metrics_from_confusion, plot_confusion
 
 

@@ -9,6 +9,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from fixtures import write_eye_folder
+
 from edgefer.compile import steps
 from edgefer.compile.augment import PRESETS, AugmentConfig, augment_batch, gaussian_blur
 from edgefer.compile.data import (
@@ -23,7 +25,6 @@ from edgefer.compile.evaluate import grouped_accuracy
 from edgefer.compile.quantize import ParityBounds, run_tflite
 from edgefer.compile.train import TrainConfig
 from edgefer.edge.contract import load_contract
-from fixtures import write_eye_folder
 
 FAST = dict(lr=0.05, threads=1, batch_size=32)
 

@@ -15,17 +15,19 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
 from edgefer.edge import config, sources
 from edgefer.edge.contract import ContractError, CropSpec, InputSpec, ModelContract, OutputSpec
+from edgefer.edge.loop import run
 from edgefer.edge.models import Classifier, models_dir
-from edgefer.edge.monitor import Monitor, run, valid_frame
+from edgefer.edge.monitor import Monitor, valid_frame
 from edgefer.edge.outputs import Dispatcher
 from edgefer.edge.samples import sample_image_path
 from edgefer.edge.sources import Frame
 from edgefer.edge.sources.demo import DemoConfig, DemoSource
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 # -- config YAML ---------------------------------------------------------------------------------------------
 

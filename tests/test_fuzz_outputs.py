@@ -11,12 +11,13 @@ import re
 import threading
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
 from edgefer.edge.events import Event
 from edgefer.edge.outputs import Dispatcher, Output, OutputConfig
 from edgefer.edge.outputs.jsonl import JsonlConfig, JsonlOutput
 from edgefer.edge.outputs.serial_line import SerialConfig, SerialOutput, format_line, parse_line
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
 
 UNSAFE = re.compile(r"[^\x20-\x7e]|[,*$]")
 TEXT = st.text(max_size=20)

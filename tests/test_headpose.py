@@ -9,6 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from fixtures import turned_face
+
 from edgefer.edge import headpose
 from edgefer.edge.detectors import Detection
 from edgefer.edge.headpose import (
@@ -19,7 +21,6 @@ from edgefer.edge.headpose import (
     rotation_matrix,
     uncrop_pose,
 )
-from fixtures import turned_face
 
 
 def test_angles_round_trip_through_the_rotation_matrix():
@@ -151,7 +152,7 @@ def test_student_estimate_follows_a_turned_face(photo_and_box):
 
 
 def test_the_monitor_gives_the_driver_a_head_pose_and_bench_a_pose_stage(monkeypatch):
-    from edgefer.edge import config, drowsiness, monitor
+    from edgefer.edge import config, drowsiness, loop
 
     seen = []
     real_update = drowsiness.update
@@ -164,7 +165,7 @@ def test_the_monitor_gives_the_driver_a_head_pose_and_bench_a_pose_stage(monkeyp
     cfg = config.validate({"privacy": {"block_network": False}, "outputs": [{"type": "console"}],
                            "source": {"type": "demo", "duration_s": 3.0, "fps": 10.0}})
     frames = []
-    summary = monitor.run(cfg, on_frame=frames.append, keep_timings=True)
+    summary = loop.run(cfg, on_frame=frames.append, keep_timings=True)
     with_face = [f for f in frames if f.driver is not None]
     assert with_face and all(f.driver.head_pose is not None for f in with_face)
     assert sum(p is not None for p in seen) == len(with_face)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from edgefer.compile import headpose as hp
 from edgefer.compile.nets import count_macs
 from edgefer.edge.headpose import uncrop_pose

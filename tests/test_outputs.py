@@ -9,17 +9,18 @@ import os
 import shutil
 import sys
 
-import edgefer.edge.outputs as outputs
 import numpy as np
 import pytest
 import serial
+from pydantic import ValidationError
+
+import edgefer.edge.outputs as outputs
 from edgefer.edge.events import Event
 from edgefer.edge.outputs import Dispatcher, Output, OutputConfig, build_outputs, fault_subject
 from edgefer.edge.outputs.console import ConsoleConfig, ConsoleOutput
 from edgefer.edge.outputs.jsonl import JsonlConfig, JsonlOutput
 from edgefer.edge.outputs.serial_line import SerialConfig, SerialOutput, format_line, parse_line
 from edgefer.edge.plugins import Unavailable
-from pydantic import ValidationError
 
 
 def alert(name: str, action: str, level: int, ts: float = 0.0) -> Event:
@@ -351,6 +352,7 @@ def test_overlay_draw_is_pure_and_keeps_the_shape():
 
 def test_overlay_without_display_or_gui_is_unavailable(monkeypatch):
     import cv2
+
     from edgefer.edge.outputs.overlay import OverlayConfig, OverlayOutput
 
     monkeypatch.delenv("DISPLAY", raising=False)

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+
 from edgefer.compile import steps
 from edgefer.compile.quantize import ParityBounds, ParityError, check_parity, run_tflite
 from edgefer.compile.train import TrainConfig
@@ -112,6 +113,7 @@ def test_eval_command_writes_json_and_png(built, fer_files, tmp_path):
 
 def test_resume_after_a_cut_off_run_matches_an_uncut_run(fer_files, tmp_path, monkeypatch):
     import torch
+
     from edgefer.compile import nets
     from edgefer.compile import train as train_mod
     from edgefer.compile.data import load_dataset

@@ -9,14 +9,15 @@ import subprocess
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
+
 from edgefer.compile.report import LEVEL_COLOURS, ReportError, build, layout, read_jsonl, write_report, x_of
 from edgefer.edge import config
 from edgefer.edge.events import Event
-from edgefer.edge.monitor import run
+from edgefer.edge.loop import run
 from edgefer.edge.outputs import Dispatcher, build_outputs
 from edgefer.edge.outputs.jsonl import JsonlConfig, JsonlOutput
 from edgefer.edge.outputs.signals import SignalsConfig, SignalsOutput
-from pydantic import ValidationError
 
 
 def sample(ts: float, **over) -> dict:

@@ -11,9 +11,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from edgefer.edge import config, sources
 from edgefer.edge.detectors import Detection
-from edgefer.edge.monitor import Monitor, run
+from edgefer.edge.loop import run
+from edgefer.edge.monitor import Monitor
 from edgefer.edge.outputs import Dispatcher
 from edgefer.edge.samples import sample_image_path
 from edgefer.edge.sources.demo import DemoConfig, DemoSource, truth_at

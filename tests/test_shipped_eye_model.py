@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fixtures import synthetic_eye
+
 from edgefer.edge.contract import load_contract
 from edgefer.edge.models import Classifier, resolve
-from fixtures import synthetic_eye
 
 SHIPPED = "eye-state"
 

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from edgefer.edge.cli import main
 from edgefer.edge.contract import load_contract
 from edgefer.edge.models import Classifier, models_dir, resolve

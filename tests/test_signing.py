@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from edgefer.edge import signing
 from edgefer.edge.cli import main
 from edgefer.edge.config import validate

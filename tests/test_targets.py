@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from edgefer.compile.coral import check_model, parse_compiler_log
 from edgefer.compile.targets import TARGETS, TargetError, check_options, compile_target, get_target
 from edgefer.edge.cli import main
@@ -176,6 +177,7 @@ def test_compile_needs_a_tflite_source(tmp_path):
 
 def test_qdq_model_runs_with_the_reference_arithmetic_unless_asked_otherwise(tmp_path, fer_files, caplog):
     import onnxruntime as ort
+
     from edgefer.edge.backends import BackendUnavailable
     from edgefer.edge.qdq import QdqRefused, is_qdq_onnx, session_options
 

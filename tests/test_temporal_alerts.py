@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
+
 from edgefer.edge.alerts import RuleConfig, RuleState, step
 from edgefer.edge.temporal import DriverState, SmoothingConfig, observe, seconds_without_face
-from pydantic import ValidationError
 
 
 def replay(rule: RuleConfig, samples: list[tuple[float, float | None]]):

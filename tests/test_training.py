@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import torch
+
 from edgefer.compile.augment import AugmentConfig, augment_batch
 
 
@@ -31,6 +32,7 @@ def test_flip_mirrors():
 
 def test_class_weights_lift_rare_classes_and_keep_mean_one():
     import numpy as np
+
     from edgefer.compile.train import class_weights
 
     targets = np.array([0] * 90 + [1] * 10)

@@ -10,6 +10,8 @@ import shutil
 import cv2
 import numpy as np
 import pytest
+from fixtures import _write_yawn_csv, write_yawn_folder
+
 from edgefer.compile import nets, steps
 from edgefer.compile.augment import PRESETS
 from edgefer.compile.data import (
@@ -25,7 +27,6 @@ from edgefer.compile.data import (
 from edgefer.compile.quantize import ParityBounds, run_tflite
 from edgefer.compile.train import TrainConfig
 from edgefer.edge.contract import load_contract
-from fixtures import _write_yawn_csv, write_yawn_folder
 
 FAST = dict(lr=0.05, threads=1, batch_size=32)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from edgefer.compile import nets
 from edgefer.compile.prune import prune_channels
 from edgefer.compile.quantize import convert_int8, export_onnx

@@ -22,6 +22,7 @@ import numpy as np
 def write_crops(path: Path) -> None:
     """Crops of the demo photo at several scales and offsets, plus noise: 48x48 grey uint8."""
     import cv2
+
     from edgefer.edge.samples import sample_image_path
 
     gray = cv2.imread(str(sample_image_path("grace_hopper")), cv2.IMREAD_GRAYSCALE)

@@ -25,6 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+
 from edgefer.edge.attention import AttentionConfig, default_rules
 from edgefer.edge.replay import DriveSpec, run_attention_replay, synthesise_drive
 

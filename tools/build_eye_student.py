@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
+
 from edgefer.compile import recipe  # noqa: E402
 from edgefer.compile.data import dataset_info, load_dataset  # noqa: E402
 from edgefer.compile.evaluate import grouped_accuracy, write_json  # noqa: E402

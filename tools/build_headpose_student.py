@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
 from edgefer.compile import headpose as hp  # noqa: E402
 from edgefer.compile.data.aflw2000 import labelled_face, read_aflw, read_gray  # noqa: E402
 from edgefer.compile.nets import count_macs  # noqa: E402

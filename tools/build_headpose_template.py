@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from edgefer.compile.data.aflw2000 import labelled_face, read_aflw, read_gray
 from edgefer.edge import detectors
 from edgefer.edge.headpose import TEMPLATE_FILE, FaceMeshPose, normalised, rotation_matrix

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
 from edgefer.compile import recipe  # noqa: E402
 from edgefer.compile.data import (  # noqa: E402
     YAWN_SOURCE_TEST,

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import cv2
+
 from edgefer.edge.bench import machine_line
 
 
@@ -40,7 +41,7 @@ def run_fer(video: str) -> dict:
 
 def run_edgefer(video: str, config_path: str | None) -> dict:
     from edgefer.edge import config
-    from edgefer.edge.monitor import run
+    from edgefer.edge.loop import run
     from edgefer.edge.outputs import Dispatcher
 
     cfg = config.load(config_path, {"source": {"type": "capture", "device": video}})

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import torch
+
 from edgefer.compile.data import ferplus_majority, load_dataset, read_ferplus_votes
 from edgefer.compile.evaluate import classification_report
 from edgefer.compile.train import predict_logits

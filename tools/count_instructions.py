@@ -138,7 +138,7 @@ def _child(args: list[str]) -> None:
             model.once()
     elif mode == "monitor" and len(rest) in (1, 2):
         from edgefer.edge import config
-        from edgefer.edge.monitor import run
+        from edgefer.edge.loop import run
         from edgefer.edge.outputs import Dispatcher
 
         *source, n = rest

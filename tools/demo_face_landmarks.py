@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import cv2
+
 from edgefer.edge.detectors import create as create_detector
 from edgefer.edge.headpose import FaceMeshPose
 from edgefer.edge.samples import sample_image_path
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def show(path: Path) -> int:
     import numpy as np
+
     from edgefer.edge.sources.demo import DemoConfig, DemoSource, pose_at
 
     demo = DemoSource(DemoConfig())

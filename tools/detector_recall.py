@@ -24,9 +24,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
+
 from edgefer.edge import detectors
 from edgefer.edge.detectors import FaceDetector
-from tqdm import tqdm
 
 #: Face size relative to the frame (min side of the face / long side of the image): a driver's face in a cabin
 #: camera is typically 15-40 % of the frame; BlazeFace short-range sees the frame at 128 px.

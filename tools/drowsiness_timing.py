@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from edgefer.edge.drowsiness import default_rules
 from edgefer.edge.replay import ReplaySpec, run_replay, synthesise
 

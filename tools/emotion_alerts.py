@@ -42,10 +42,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import yaml
+
 from edgefer.edge import config, emotion
 from edgefer.edge.emotion import EmotionConfig
 from edgefer.edge.emotion_replay import night_driver, run_emotion_replay
-from edgefer.edge.monitor import FrameResult, run
+from edgefer.edge.loop import run
+from edgefer.edge.monitor import FrameResult
 from edgefer.edge.outputs import Dispatcher
 
 REPO = Path(__file__).resolve().parents[1]

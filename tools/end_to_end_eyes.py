@@ -14,7 +14,7 @@ import argparse
 import json
 
 from edgefer.edge import config
-from edgefer.edge.monitor import run
+from edgefer.edge.loop import run
 from edgefer.edge.outputs import Dispatcher
 from edgefer.edge.sources.demo import SCRIPT_LENGTH_S, truth_at
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+
 from edgefer.compile import teacher
 from edgefer.compile.data import dataset_info, load_dataset
 

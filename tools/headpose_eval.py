@@ -15,6 +15,7 @@ import json
 import time
 
 import numpy as np
+
 from edgefer.compile.data.aflw2000 import labelled_face, read_aflw, read_gray
 from edgefer.edge import detectors, headpose
 from edgefer.edge.bench import governor_warning, machine_line

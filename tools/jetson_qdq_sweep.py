@@ -14,12 +14,13 @@ import tempfile
 from pathlib import Path
 
 import onnxruntime as ort
+from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
 from edgefer.compile.data import load_dataset
 from edgefer.compile.jetson import _Reader, float_nodes
 from edgefer.compile.quantize import calibration_images, run_onnx, run_tflite
 from edgefer.edge.models import resolve
-from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-from onnxruntime.quantization.shape_inference import quant_pre_process
 
 #: (label, method, extra options, calibration images); the first row is edgefer.compile.jetson's setting.
 SETTINGS = [

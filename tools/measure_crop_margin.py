@@ -13,9 +13,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
+
 from edgefer.compile.data import load_dataset
 from edgefer.edge.detectors.haar import CASCADE
-from tqdm import tqdm
 
 
 def main() -> None:

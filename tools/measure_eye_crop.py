@@ -18,10 +18,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
+
 from edgefer.edge import detectors
 from edgefer.edge.crop import crop_rotated, eye_line
 from edgefer.edge.sources.folder import list_images
-from tqdm import tqdm
 
 
 def normalise(patch: np.ndarray) -> np.ndarray:

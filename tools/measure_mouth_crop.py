@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
 from edgefer.compile import nets  # noqa: E402
 from edgefer.compile.augment import PRESETS  # noqa: E402
 from edgefer.compile.data import YAWN_SIZE, read_yawn_frames, yawn_csv_path, yawn_split  # noqa: E402

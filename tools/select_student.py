@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 import torch
+
 from edgefer.compile.balance import INCUMBENT_MARGIN, SELECTION_RULE, choose_run, selection_score
 from edgefer.compile.data import dataset_info, load_dataset
 from edgefer.compile.evaluate import classification_report

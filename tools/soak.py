@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from edgefer.edge import config
-from edgefer.edge.monitor import run
+from edgefer.edge.loop import run
 
 
 def rss_mb() -> float:

@@ -34,12 +34,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from fault_injection import DroppingCamera, Faults, PtyPort, Schedule, Sequence, StreamClock, mount_tmpfs
+
 from edgefer.edge import config, plugins, sources
 from edgefer.edge.events import Event
-from edgefer.edge.monitor import run
+from edgefer.edge.loop import run
 from edgefer.edge.outputs import Dispatcher, build_outputs
 from edgefer.edge.sources.demo import DemoConfig
-from fault_injection import DroppingCamera, Faults, PtyPort, Schedule, Sequence, StreamClock, mount_tmpfs
 
 
 def rss_mb() -> float:

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+
 from edgefer.compile.data import dataset_info, load_dataset
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from edgefer.edge.detectors import Detection, FaceDetector
 
 #: Common practice: score only faces whose three angles are all within +-99 degrees.

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from edgefer.compile.data.common import DataError, FaceSet, _read_grey, _rows, hashed_split
 
 #: Eye-state labels in output order (alphabetical, as the CEW folders name them).

@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+
 from edgefer.compile.data.common import FER_LABELS, DataError, FaceSet, _rows, save_npz_atomic
 
 FER_SIZE = 48

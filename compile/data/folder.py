@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
 from edgefer.compile.data.common import FER_LABELS, IMAGE_SUFFIXES, DataError, FaceSet, _read_grey
 from edgefer.compile.data.fer2013 import FER_SIZE
 

@@ -14,6 +14,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+
 from edgefer.compile.data.common import FER_LABELS, DataError, FaceSet, _read_grey, _rows, save_npz_atomic
 
 RAFDB_CSV = "labels.csv"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from edgefer.compile.data.common import IMAGE_SUFFIXES, DataError, FaceSet, _rows, hashed_split, save_npz_atomic
 
 #: Yawn labels in output order (the runtime reads the probability of "yawn").

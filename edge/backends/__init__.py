@@ -12,8 +12,9 @@ import pkgutil
 from pathlib import Path
 
 import numpy as np
-from edgefer.edge.contract import ModelContract
 from pydantic import BaseModel, ConfigDict
+
+from edgefer.edge.contract import ModelContract
 
 
 class BackendUnavailable(RuntimeError):

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
+
 from edgefer.edge.backends import Backend, BackendConfig, BackendUnavailable
 from edgefer.edge.contract import ModelContract, load_contract
-from pydantic import Field
 
 log = logging.getLogger("edgefer.backends")
 

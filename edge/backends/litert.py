@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
+
 from edgefer.edge.backends import Backend, BackendConfig, BackendUnavailable, dequantize_output, quantize_input
 from edgefer.edge.contract import ContractError, ModelContract
-from pydantic import Field
 
 
 def load_interpreter_class():

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
+
 from edgefer.edge.backends import Backend, BackendConfig, BackendUnavailable, dequantize_output, quantize_input
 from edgefer.edge.contract import ModelContract
 from edgefer.edge.qdq import QdqArithmetic, QdqRefused, session_options
-from pydantic import Field
 
 log = logging.getLogger("edgefer.backends")
 

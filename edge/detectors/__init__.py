@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from edgefer.edge.plugins import PluginConfig, Unavailable, discover
 
 __all__ = ["Detection", "DetectorConfig", "FaceDetector", "Unavailable", "create", "registry"]

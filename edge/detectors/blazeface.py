@@ -22,8 +22,9 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from edgefer.edge.detectors import KEYPOINTS, Detection, DetectorConfig, FaceDetector, Unavailable
 from pydantic import Field
+
+from edgefer.edge.detectors import KEYPOINTS, Detection, DetectorConfig, FaceDetector, Unavailable
 
 MODEL_FILE = "face_detection_short_range.tflite"
 INPUT_SIZE = 128

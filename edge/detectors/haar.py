@@ -7,8 +7,9 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from edgefer.edge.detectors import Detection, DetectorConfig, FaceDetector, Unavailable
 from pydantic import Field
+
+from edgefer.edge.detectors import Detection, DetectorConfig, FaceDetector, Unavailable
 
 CASCADE = "haarcascade_frontalface_default.xml"
 

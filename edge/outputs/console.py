@@ -8,9 +8,10 @@ from __future__ import annotations
 import sys
 from typing import Literal
 
+from pydantic import Field
+
 from edgefer.edge.events import Event, EventKind
 from edgefer.edge.outputs import Output, OutputConfig
-from pydantic import Field
 
 
 class ConsoleConfig(OutputConfig):

@@ -16,10 +16,11 @@ from __future__ import annotations
 import warnings
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
 from edgefer.edge.events import Event
 from edgefer.edge.outputs import Output, OutputConfig, fault_subject
 from edgefer.edge.plugins import Unavailable
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 INSTALL_HINT = ("on Raspberry Pi OS: sudo apt install python3-gpiozero python3-lgpio (venv made with "
                 "--system-site-packages), or pip install gpiozero lgpio")

@@ -29,9 +29,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field, model_validator
+
 from edgefer.edge.events import Event
 from edgefer.edge.outputs import Output, OutputConfig
-from pydantic import Field, model_validator
 
 MiB = 1024 * 1024
 

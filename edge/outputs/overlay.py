@@ -21,10 +21,11 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
+from pydantic import Field
+
 from edgefer.edge.events import Event
 from edgefer.edge.outputs import Output, OutputConfig, fault_subject
 from edgefer.edge.plugins import Unavailable
-from pydantic import Field
 
 log = logging.getLogger("edgefer.outputs")
 

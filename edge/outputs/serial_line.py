@@ -25,10 +25,11 @@ import re
 from functools import reduce
 from typing import Any, Literal
 
+from pydantic import Field, field_validator
+
 from edgefer.edge.events import Event
 from edgefer.edge.outputs import Output, OutputConfig
 from edgefer.edge.plugins import Unavailable
-from pydantic import Field, field_validator
 
 log = logging.getLogger("edgefer.outputs")
 

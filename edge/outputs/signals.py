@@ -18,9 +18,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import Field
+
 from edgefer.edge.events import Event
 from edgefer.edge.outputs.jsonl import JsonlConfig, JsonlOutput
-from pydantic import Field
 
 
 class SignalsConfig(JsonlConfig):

@@ -8,8 +8,9 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from edgefer.edge.sources import Frame, Source, SourceConfig, SourceError, SourceLost
 from pydantic import Field
+
+from edgefer.edge.sources import Frame, Source, SourceConfig, SourceError, SourceLost
 
 
 class CaptureConfig(SourceConfig):

@@ -25,9 +25,10 @@ from typing import Literal
 
 import cv2
 import numpy as np
+from pydantic import Field
+
 from edgefer.edge.samples import sample_image_path
 from edgefer.edge.sources import Frame, Source, SourceConfig, SourceError
-from pydantic import Field
 
 
 @dataclass(frozen=True)

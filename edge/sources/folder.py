@@ -7,8 +7,9 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from edgefer.edge.sources import Frame, Source, SourceConfig, SourceError
 from pydantic import Field
+
+from edgefer.edge.sources import Frame, Source, SourceConfig, SourceError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
 

@@ -11,8 +11,9 @@ import time
 from typing import Literal
 
 import numpy as np
-from edgefer.edge.sources import Frame, Source, SourceConfig, SourceError, SourceLost, Unavailable
 from pydantic import Field
+
+from edgefer.edge.sources import Frame, Source, SourceConfig, SourceError, SourceLost, Unavailable
 
 
 class PicameraConfig(SourceConfig):
