@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SHIPPED_MODELS = ("fer-student", "eye-state", "yawn")
+SHIPPED_MODELS = ("fer-student", "eye-state", "yawn", "head-pose")
 PEER_FILE = "emotion_model_quantized.tflite"
 #: Invokes / frames per counted run. Valgrind runs ~50x slower than native: small, but the higher count well above
 #: the lower so the first calls' one-off work (allocation, weight packing) is part of both runs and cancels.
