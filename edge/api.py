@@ -50,10 +50,12 @@ def to_grey(image: np.ndarray | str | Path) -> np.ndarray:
         path = Path(image)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
-        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if gray is None:
+        from edgefer.edge.sources.folder import read_image
+
+        decoded = read_image(path, grey_only=True)  # any depth (16-bit, float), as edgefer analyze reads it
+        if decoded is None:
             raise ValueError(f"{path}: not a readable image")
-        return gray
+        return decoded[0]
     if not isinstance(image, np.ndarray):
         raise ValueError(f"expected an image path or a numpy array, got {type(image).__name__}")
     if image.dtype != np.uint8:

@@ -22,16 +22,16 @@ from edgefer.edge.samples import SAMPLE_IMAGES, sample_image_path  # noqa: E402
 
 def predict_image(path: str | Path, model: str = "fer-student", backend: str | None = None) -> dict:
     """Faces in one image, largest first, each with its expression probabilities."""
-    import cv2
-
     from edgefer.edge.crop import crop
     from edgefer.edge.detectors.haar import HaarFaceDetector
     from edgefer.edge.models import Classifier
+    from edgefer.edge.sources.folder import read_image
 
     path = Path(path)
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
+    decoded = read_image(path, grey_only=True)  # any depth, as analyze reads it
+    if decoded is None:
         raise FileNotFoundError(f"{path}: not a readable image")
+    image = decoded[0]
     classifier = Classifier(model, backend=backend)
     faces = []
     for det in HaarFaceDetector().detect(image):

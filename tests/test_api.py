@@ -67,3 +67,14 @@ def test_a_missing_file_is_named(tmp_path):
 
 def test_a_blank_frame_has_no_faces():
     assert edgefer.analyze(np.full((240, 320, 3), 128, np.uint8)) == []
+
+
+def test_a_16_bit_image_is_read_as_analyze_reads_it(tmp_path):
+    from edgefer.edge.cli import predict_image
+
+    grey = cv2.imread(str(sample_image_path("grace_hopper")), cv2.IMREAD_GRAYSCALE)
+    path = tmp_path / "face16.png"
+    cv2.imwrite(str(path), grey.astype(np.uint16))  # 16-bit with values below 256: an 8-bit decode reads it black
+    faces = edgefer.analyze(path)
+    assert len(faces) == 1 and faces[0].top_expression == edgefer.analyze(grey)[0].top_expression
+    assert len(predict_image(path)["faces"]) == 1
