@@ -71,6 +71,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
+def rss_mb() -> float:
+    """This process's resident set now (VmRSS), in MB; NaN where /proc has no such line (not Linux)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
 def stage_stats(timings: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     out = {}
     for stage in [s for s in STAGES if s in timings] + [s for s in timings if s not in STAGES]:

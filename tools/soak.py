@@ -13,15 +13,8 @@ import tempfile
 import time
 
 from edgefer.edge import config
+from edgefer.edge.bench import rss_mb
 from edgefer.edge.loop import run
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 def main() -> None:

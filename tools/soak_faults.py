@@ -37,19 +37,11 @@ from pathlib import Path
 from fault_injection import DroppingCamera, Faults, PtyPort, Schedule, Sequence, StreamClock, mount_tmpfs
 
 from edgefer.edge import config, plugins, sources
+from edgefer.edge.bench import rss_mb
 from edgefer.edge.events import Event
 from edgefer.edge.loop import run
 from edgefer.edge.outputs import Dispatcher, build_outputs
 from edgefer.edge.sources.demo import DemoConfig
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
-
 
 # -- the soak ----------------------------------------------------------------------------------------------
 
