@@ -54,7 +54,15 @@ from edgefer.compile.data.fer2013 import (
     read_fer2013_csv,
     read_ferplus_votes,
 )
-from edgefer.compile.data.folder import FOLDER_ALIASES, FOLDER_VAL_SHARE, _held_out, read_image_folder
+from edgefer.compile.data.folder import (
+    FOLDER_ALIASES,
+    FOLDER_VAL_SHARE,
+    OTHER_EXPRESSIONS,
+    _held_out,
+    is_class_folder,
+    read_class_folder,
+    read_image_folder,
+)
 from edgefer.compile.data.mix import MIX_ROW_STRIDE, load_mix, resize_faces, source_of_rows
 from edgefer.compile.data.rafdb import (
     RAFDB_SPLIT_SALT,
@@ -97,6 +105,7 @@ __all__ = [
     "read_rafdb_cached", "read_yawn_frames", "read_yawn_frames_cached", "read_yawn_rows", "resize_faces",
     "save_npz_atomic", "source_of_rows", "yawn_csv_path", "yawn_split",
 ]
+__all__ += ["OTHER_EXPRESSIONS", "is_class_folder", "read_class_folder"]  # flat labelled test folders
 
 #: What the CLI and the steps take as data: one path, or several trained as one (a mix, compile/data/mix.py).
 DataSpec = str | Path | Sequence[str | Path]
