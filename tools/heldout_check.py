@@ -108,7 +108,8 @@ def open_set(path: str | Path, split: str | None = None) -> LabelledSet:
         held.files = [path / name for name in faces.groups]
         return held
     if path.is_dir():
-        folder = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}.get(split or "test", split)
+        wanted = split or "test"
+        folder = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}.get(wanted, wanted)
         if (path / folder).is_dir():
             if not is_class_folder(path / folder):
                 raise DataError(f"{path / folder}: expected class folders named {', '.join(FER_LABELS)} "
@@ -123,7 +124,8 @@ def open_set(path: str | Path, split: str | None = None) -> LabelledSet:
                             f"{', '.join(FER_LABELS)} or their aliases) nor a split folder with {folder}/; "
                             f"found {', '.join(sorted(p.name for p in path.iterdir())) or 'nothing'}")
         return LabelledSet(path, "image folder", None)  # val carved out of train/ by load_dataset
-    csv_split = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}.get(split or "test", split)
+    wanted = split or "PrivateTest"
+    csv_split = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}.get(wanted, wanted)
     held = LabelledSet(path, "fer2013.csv", csv_split)
     held.faces(48)  # reads (and checks) it now, so a bad file fails before any model runs
     return held
@@ -296,7 +298,9 @@ def model_label(path: Path) -> str:
 
 
 def format_table(result: dict) -> str:
-    lines = []
+    peer = result["peer"]
+    lines = [f"peer: {peer['path']} (sha256 {peer['sha256'][:12]}, crops: {peer['convention']} convention; photos: "
+             f"{peer['photos']})" if peer else "peer: none given"]
     for entry in result["sets"]:
         skipped = ", ".join(f"{k} {v}" for k, v in entry["skipped"].items()) or "none"
         lines.append(f"\n{entry['source']} ({entry['kind']}, n={entry['n']}; skipped: {skipped})")
