@@ -102,6 +102,11 @@ def test_verdict_against_the_floor_and_the_goal_exact_numbers():
     assert hc.overall([met, hc.verdict(met, None)]) == {"floor": None, "goal": None, "sets": 2}
 
 
+def test_a_set_from_a_training_source_is_flagged_in_domain():
+    assert hc.same_source("RAF-DB", "FER2013+RAF-DB") and hc.same_source("FER2013", "FER2013")
+    assert not hc.same_source("RAF-DB", "FER2013") and not hc.same_source("expw", "unknown")
+
+
 def test_a_photo_that_shows_no_face_counts_as_wrong():
     report = hc.photo_report(np.array([0, 0, 1, 1]), np.array([0, -1, 1, 0]))
     assert report["n"] == 4 and report["accuracy"] == 0.5 and report["uar"] == 0.5
@@ -128,6 +133,7 @@ def test_crops_mode_the_shipped_model_against_a_brought_tflite(tmp_path):
     (ours_name,) = result["models"]
     sha = json.loads(resolve("fer-student").with_suffix(".json").read_text())["sha256"]
     assert ours_name == f"fer-student@{sha[:12]}" and result["peer"]["convention"] == "raw48"
+    trained = result["models"][ours_name]["trained_on"]  # FER2013 now; a later student may add RAF-DB
     flat, raf = result["sets"]
     assert flat["kind"] == "class folder" and flat["skipped"] == {"contempt": 2} and flat["n"] == 21
     assert raf["kind"] == "RAF-DB" and raf["n"] == 7 and raf["source"].endswith(":val")  # one per class, val only
@@ -138,6 +144,7 @@ def test_crops_mode_the_shipped_model_against_a_brought_tflite(tmp_path):
         assert entry["verdicts"]["crops"][ours_name] == {"delta_accuracy_points": 0.0, "delta_uar_points": 0.0,
                                                          "floor": False, "goal": False}
         assert "photos" not in entry
+        assert entry["in_domain_for"] == ([ours_name] if entry is raf and "RAF-DB" in trained else [])
     assert result["overall"] == {"crops": {ours_name: {"floor": False, "goal": False, "sets": 2}}}
     assert result["machine"] and result["floor_points"] == 0.0 and result["goal_points"] == 5.0
 

@@ -297,13 +297,33 @@ def model_label(path: Path) -> str:
     return f"{contract.name}@{contract.sha256[:12]}"
 
 
+def trained_on(path: Path) -> str:
+    """The training data a model's sidecar names (``FER2013``, ``FER2013+RAF-DB``...), or ``unknown``."""
+    return str((load_contract(path).dataset or {}).get("name") or "unknown")
+
+
+def set_name(held: LabelledSet) -> str:
+    """The source name of a set, as sidecars name training data: RAF-DB, FER2013, else the folder's name."""
+    return {"RAF-DB": "RAF-DB", "fer2013.csv": "FER2013"}.get(held.kind, held.path.name)
+
+
+def same_source(set_source: str, training: str) -> bool:
+    """Whether a set comes from a source the model was trained on (a held-out slice of it, not a cross-domain
+    set): ``training`` is a sidecar's dataset name, several joined by ``+`` for a mix."""
+    return set_source.lower() in {part.strip().lower() for part in training.split("+")}
+
+
 def format_table(result: dict) -> str:
     peer = result["peer"]
     lines = [f"peer: {peer['path']} (sha256 {peer['sha256'][:12]}, crops: {peer['convention']} convention; photos: "
              f"{peer['photos']})" if peer else "peer: none given"]
+    lines += [f"model: {name} (trained on {m['trained_on']}, per its sidecar)" for name, m in result["models"].items()]
     for entry in result["sets"]:
         skipped = ", ".join(f"{k} {v}" for k, v in entry["skipped"].items()) or "none"
         lines.append(f"\n{entry['source']} ({entry['kind']}, n={entry['n']}; skipped: {skipped})")
+        if entry["in_domain_for"]:
+            lines.append(f"  note: {', '.join(entry['in_domain_for'])} trained on this source (a held-out slice, "
+                         "not a cross-domain set)")
         lines.append(f"  {'mode':7} {'model':32} {'n':>6} {'accuracy':>8} {'UAR':>6} {'d acc':>7} {'d UAR':>7} "
                      f"{'found':>6}  verdict (floor: beat the peer in both; goal: +{GOAL_POINTS:g} points each)")
         for mode in ("crops", "photos"):
@@ -375,7 +395,8 @@ def run_check(sets: list[LabelledSet], models: dict[str, Path], peer: Path | Non
     """Everything the tool prints and writes, as one dict (JSON-ready)."""
     result: dict = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                     "machine": machine_line(),
-                    "models": {n: {"path": str(p), "sha256": load_contract(p).sha256} for n, p in models.items()},
+                    "models": {n: {"path": str(p), "sha256": load_contract(p).sha256, "trained_on": trained_on(p)}
+                               for n, p in models.items()},
                     "peer": None if peer is None else {"path": str(peer), "sha256": file_sha256(peer),
                                                        "convention": peer_convention,
                                                        "photos": "fer.FER().detect_emotions (Haar + its model)"},
@@ -384,6 +405,7 @@ def run_check(sets: list[LabelledSet], models: dict[str, Path], peer: Path | Non
         faces = held.faces(48)
         entry = {"path": str(held.path), "source": faces.source, "kind": held.kind, "n": len(faces),
                  "class_counts": faces.class_counts(), "skipped": held.skipped,
+                 "in_domain_for": [n for n, p in models.items() if same_source(set_name(held), trained_on(p))],
                  "crops": score_crops(held, models, peer, peer_convention)}
         if photos:
             entry["photos"], why = score_photos(held, models)
