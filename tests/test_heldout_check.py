@@ -1,6 +1,6 @@
-"""tools/heldout_check.py: flat class folders (aliases, a skipped contempt class), crops mode on the shipped model
-against a brought .tflite, the verdict against issue 15's floor and goal, bad folders, and photos mode on our side
-with the peer's column marked missing (no fer package in CI)."""
+"""tools/heldout_check.py and compile/heldout.py: flat class folders (aliases, a skipped contempt class), crops
+mode on the shipped model against a brought .tflite, the verdict against issue 15's floor and goal, bad folders,
+and photos mode on our side with the peer's column marked missing (no fer package in CI)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 from fixtures import synthetic_face, write_image_folder, write_rafdb
 
 from edgefer.compile.data import FER_LABELS, DataError, read_class_folder
+from edgefer.compile.heldout import label_index, overall, photo_report, same_source, verdict
 from edgefer.edge.models import resolve
 from edgefer.edge.samples import sample_image_path
 
@@ -87,34 +88,34 @@ def test_bad_sets_are_errors_that_name_the_folder(tmp_path, capsys):
 def test_verdict_against_the_floor_and_the_goal_exact_numbers():
     peer = {"accuracy": 0.65, "uar": 0.61}
     # +5.0 points in both: the goal is met at exactly five points (0.70 - 0.65 is 5.000000000000004 in floats)
-    assert hc.verdict({"accuracy": 0.70, "uar": 0.66}, peer) == {
+    assert verdict({"accuracy": 0.70, "uar": 0.66}, peer) == {
         "delta_accuracy_points": 5.0, "delta_uar_points": 5.0, "floor": True, "goal": True}
     # better accuracy but a tied UAR: the floor (beat it in both) is missed
-    assert hc.verdict({"accuracy": 0.70, "uar": 0.61}, peer) == {
+    assert verdict({"accuracy": 0.70, "uar": 0.61}, peer) == {
         "delta_accuracy_points": 5.0, "delta_uar_points": 0.0, "floor": False, "goal": False}
-    below = hc.verdict({"accuracy": 0.66, "uar": 0.6595}, peer)
+    below = verdict({"accuracy": 0.66, "uar": 0.6595}, peer)
     assert below == {"delta_accuracy_points": 1.0, "delta_uar_points": 4.95, "floor": True, "goal": False}
-    assert hc.verdict({"accuracy": 0.64, "uar": 0.70}, peer)["floor"] is False
-    assert hc.verdict({"accuracy": 0.9, "uar": 0.9}, None) == {
+    assert verdict({"accuracy": 0.64, "uar": 0.70}, peer)["floor"] is False
+    assert verdict({"accuracy": 0.9, "uar": 0.9}, None) == {
         "delta_accuracy_points": None, "delta_uar_points": None, "floor": None, "goal": None}
-    met = hc.verdict({"accuracy": 0.70, "uar": 0.66}, peer)
-    assert hc.overall([met, below]) == {"floor": True, "goal": False, "sets": 2}
-    assert hc.overall([met, hc.verdict(met, None)]) == {"floor": None, "goal": None, "sets": 2}
+    met = verdict({"accuracy": 0.70, "uar": 0.66}, peer)
+    assert overall([met, below]) == {"floor": True, "goal": False, "sets": 2}
+    assert overall([met, verdict(met, None)]) == {"floor": None, "goal": None, "sets": 2}
 
 
 def test_a_set_from_a_training_source_is_flagged_in_domain():
-    assert hc.same_source("RAF-DB", "FER2013+RAF-DB") and hc.same_source("FER2013", "FER2013")
-    assert not hc.same_source("RAF-DB", "FER2013") and not hc.same_source("expw", "unknown")
+    assert same_source("RAF-DB", "FER2013+RAF-DB") and same_source("FER2013", "FER2013")
+    assert not same_source("RAF-DB", "FER2013") and not same_source("expw", "unknown")
 
 
 def test_a_photo_that_shows_no_face_counts_as_wrong():
-    report = hc.photo_report(np.array([0, 0, 1, 1]), np.array([0, -1, 1, 0]))
+    report = photo_report(np.array([0, 0, 1, 1]), np.array([0, -1, 1, 0]))
     assert report["n"] == 4 and report["accuracy"] == 0.5 and report["uar"] == 0.5
     assert report["found_rate"] == 0.75
     assert report["confusion"][0][len(FER_LABELS)] == 1  # the "no face" column
     assert report["per_class"]["angry"]["recall"] == 0.5 and report["per_class"]["fear"]["recall"] is None
-    assert hc.label_index("happiness") == FER_LABELS.index("happy") and hc.label_index(None) == -1
-    assert hc.label_index("contempt") == -1
+    assert label_index("happiness") == FER_LABELS.index("happy") and label_index(None) == -1
+    assert label_index("contempt") == -1
 
 
 def test_crops_mode_the_shipped_model_against_a_brought_tflite(tmp_path):
