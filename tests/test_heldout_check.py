@@ -81,6 +81,10 @@ def test_bad_sets_are_errors_that_name_the_folder(tmp_path, capsys):
     (empty / "happy").mkdir(parents=True)
     with pytest.raises(DataError, match=r"empty: no images found"):
         hc.open_set(empty)
+    rafdb = tmp_path / "rafdb"
+    write_rafdb(rafdb, per_class=2)
+    with pytest.raises(DataError, match=r"rafdb: a RAF-DB folder is scored on its validation slice only"):
+        hc.open_set(rafdb, "train")
     assert hc.main([str(tmp_path / "missing"), "--peer", str(resolve("fer-student"))]) == 2
     assert "missing: no such file or folder" in capsys.readouterr().err
 

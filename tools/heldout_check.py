@@ -100,6 +100,9 @@ def open_set(path: str | Path, split: str | None = None) -> LabelledSet:
         raise DataError(f"{path}: no such file or folder; expected a labelled set: SET_DIR/<class>/*.jpg, a RAF-DB "
                         "folder (labels.csv + train/), an image-folder root (train/ val/ test/) or fer2013.csv")
     if rafdb_csv_path(path) is not None:
+        if split not in (None, "val", "PublicTest"):
+            raise DataError(f"{path}: a RAF-DB folder is scored on its validation slice only (its test split is "
+                            f"held out and not here), not on --split {split}")
         root = rafdb_csv_path(path).parent
         held = LabelledSet(path, "RAF-DB", "val")
         faces = held.faces(48)
