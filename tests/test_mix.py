@@ -111,3 +111,24 @@ def test_ferplus_votes_in_a_mix_label_the_fer_rows_only(mix, tmp_path):
     voted = from_fer & (rows % 11 != 10)  # the fixture's every 11th FER row has 'unknown' votes only
     assert not np.isnan(probs[voted]).any() and np.isnan(probs[~voted]).all()
     assert np.allclose(probs[voted].sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_select_student_scores_each_validation_set_on_its_own(mix, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "select_student.py"
+    spec = importlib.util.spec_from_file_location("select_student", tool)
+    select_student = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(select_student)
+    runs = []
+    for seed in (0, 1):
+        steps.distill(mix, tmp_path / f"run{seed}", arch="micro", cfg=TrainConfig(**{**FAST, "seed": seed}))
+        runs.append(tmp_path / f"run{seed}")
+    result = select_student.select(mix[0], runs, also=[mix[1]])
+    for row in result["candidates"]:
+        scores = [v["score"] for v in row["per_set"].values()]
+        assert len(scores) == 2 and row["score"] == pytest.approx(sum(scores) / 2)
+        assert row["accuracy"] == row["per_set"]["fer2013.csv:PublicTest"]["accuracy"]
+    assert result["chosen"] == max(result["candidates"], key=lambda r: r["score"])["run"]
+    assert "averaged over" in result["rule"]
