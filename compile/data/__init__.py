@@ -96,16 +96,16 @@ from edgefer.compile.data.yawdd import (
 __all__ = [
     "DataError", "DataSpec", "EYE_COLUMNS", "EYE_LABELS", "EYE_MANIFEST", "EYE_SIZE", "EYE_SPLIT_SALT",
     "EYE_SPLIT_SHARES", "FERPLUS_COLUMNS", "FERPLUS_TO_FER", "FER_LABELS", "FER_SIZE", "FER_SPLITS", "FOLDER_ALIASES",
-    "FOLDER_VAL_SHARE", "FaceSet", "IMAGE_SUFFIXES", "MIX_ROW_STRIDE", "RAFDB_SPLIT_SALT", "RAFDB_VAL_SHARE",
-    "YAWN_COLUMNS", "YAWN_CROP_IOD", "YAWN_CSV", "YAWN_LABELS", "YAWN_SIZE", "YAWN_SOURCE_TEST", "YAWN_SPLIT_SALT",
-    "YAWN_SPLIT_SHARES", "YawnFrames", "dataset_info", "detect_mouths", "detect_mouths_cached", "eye_manifest_path",
-    "face_split", "ferplus_majority", "ferplus_soft_labels", "file_sha256", "hashed_split", "load_dataset",
-    "load_fer2013_cached", "mouth_crop", "rafdb_csv_path", "rafdb_split", "rafdb_val_mask", "read_eye_manifest",
-    "read_eye_manifest_cached", "read_fer2013_csv", "read_ferplus_votes", "read_image_folder", "read_rafdb",
-    "read_rafdb_cached", "read_yawn_frames", "read_yawn_frames_cached", "read_yawn_rows", "resize_faces",
-    "save_npz_atomic", "source_of_rows", "yawn_csv_path", "yawn_split",
+    "FOLDER_VAL_SHARE", "FaceSet", "IMAGE_SUFFIXES", "MIX_ROW_STRIDE", "OTHER_EXPRESSIONS", "RAFDB_SPLIT_SALT",
+    "RAFDB_VAL_SHARE", "YAWN_COLUMNS", "YAWN_CROP_IOD", "YAWN_CSV", "YAWN_LABELS", "YAWN_SIZE", "YAWN_SOURCE_TEST",
+    "YAWN_SPLIT_SALT", "YAWN_SPLIT_SHARES", "YawnFrames", "dataset_info", "detect_mouths", "detect_mouths_cached",
+    "eye_manifest_path", "face_split", "ferplus_majority", "ferplus_soft_labels", "file_sha256", "hashed_split",
+    "is_class_folder", "load_dataset", "load_fer2013_cached", "mouth_crop", "rafdb_csv_path", "rafdb_split",
+    "rafdb_val_mask", "read_class_folder", "read_eye_manifest", "read_eye_manifest_cached", "read_fer2013_csv",
+    "read_ferplus_votes", "read_image_folder", "read_rafdb", "read_rafdb_cached", "read_yawn_frames",
+    "read_yawn_frames_cached", "read_yawn_rows", "resize_faces", "save_npz_atomic", "source_of_rows", "yawn_csv_path",
+    "yawn_split",
 ]
-__all__ += ["OTHER_EXPRESSIONS", "is_class_folder", "read_class_folder"]  # flat labelled test folders
 
 #: What the CLI and the steps take as data: one path, or several trained as one (a mix, compile/data/mix.py).
 DataSpec = str | Path | Sequence[str | Path]
