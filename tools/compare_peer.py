@@ -9,6 +9,9 @@ x/255 then (x-0.5)*2, FER2013 label order.
 ``--votes fer2013new.csv`` adds the same faces scored against the FER+ relabelling (majority of 10 annotators;
 faces whose majority is contempt, unknown, not-a-face or a tie are left out): a second set of labels for the
 same images, which a model that learnt FER2013's label noise does worse on.
+
+``--also rafdb/``: add another data set's validation split (for RAF-DB its hashed validation slice of the train
+split; its test split is never read), each model and the peer scored on it as on FER2013; repeatable.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
-from edgefer.compile.data import ferplus_majority, load_dataset, read_ferplus_votes
+from edgefer.compile.data import dataset_info, ferplus_majority, load_dataset, read_ferplus_votes
 from edgefer.compile.evaluate import classification_report
 from edgefer.compile.teacher import KNOWN_WRAPS, wrapped_teacher
 from edgefer.edge.bench import machine_line
@@ -26,7 +29,7 @@ from edgefer.edge.latency import compare_latency
 from edgefer.edge.models import Classifier, resolve
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True)
     ap.add_argument("--split", default="PrivateTest")
@@ -37,9 +40,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("reports/compare_peer"))
     ap.add_argument("--record", action="store_true", help="write the latency figures into each model's sidecar")
     ap.add_argument("--votes", type=Path, help="FER+ vote file (fer2013new.csv): also score against its labels")
-    args = ap.parse_args()
+    ap.add_argument("--also", action="append", default=[], help="another data set: also score its validation "
+                    "split (repeatable), e.g. the RAF-DB folder")
+    args = ap.parse_args(argv)
 
     test = load_dataset(args.data, args.split)
+    peer_spec = KNOWN_WRAPS[args.peer_convention]
+    also = [load_dataset(path, dataset_info(path)["validation"]) for path in args.also]
+    # Each side reads another set at its own input size (RAF-DB from its 100-px originals), not ours resized.
+    also_for_peer = [load_dataset(path, dataset_info(path)["validation"], size=peer_spec.size) for path in args.also]
     relabel = None
     if args.votes:
         targets, valid = ferplus_majority(read_ferplus_votes(args.votes)[test.rows], test.labels)
@@ -56,18 +65,23 @@ def main() -> None:
         contract = load_contract(path)
         probs = Classifier(path).probabilities(test.images)
         report = classification_report(test.targets, probs, test.labels)
-        rows[contract.name] = {"accuracy": report["accuracy"], "uar": report["uar"], "bytes": contract.bytes,
+        key = contract.name if contract.name not in rows else str(path)  # e.g. a previous build, from elsewhere
+        rows[key] = {"accuracy": report["accuracy"], "uar": report["uar"], "bytes": contract.bytes,
                                "params": contract.params, "macs": contract.macs}
         if relabel:
-            rows[contract.name]["ferplus"] = ferplus_scores(probs)
-        paths[contract.name] = str(path)
+            rows[key]["ferplus"] = ferplus_scores(probs)
+        rows[key]["also"] = {other.source: _scores(other, Classifier(path).probabilities(other.images))
+                             for other in also}
+        paths[key] = str(path)
     peer_name = "peer:" + Path(args.peer).stem
-    peer_probs = wrapped_teacher(args.peer, test, KNOWN_WRAPS[args.peer_convention])
+    peer_probs = wrapped_teacher(args.peer, test, peer_spec)
     peer_report = classification_report(test.targets, peer_probs, test.labels)
     rows[peer_name] = {"accuracy": peer_report["accuracy"], "uar": peer_report["uar"],
                        "bytes": Path(args.peer).stat().st_size, "params": None, "macs": None}
     if relabel:
         rows[peer_name]["ferplus"] = ferplus_scores(peer_probs)
+    rows[peer_name]["also"] = {other.source: _scores(other, wrapped_teacher(args.peer, other, peer_spec))
+                               for other in also_for_peer}
     paths[peer_name] = args.peer
 
     latency = compare_latency(paths, threads=1, rounds=args.rounds)
@@ -78,13 +92,17 @@ def main() -> None:
     machine = machine_line()
     print(f"{test.source}, n={len(test)}; latency: one thread, median of {args.rounds}, on {machine}")
     extra = f" {'FER+ acc':>8} {'UAR':>6}" if relabel else ""
+    extra += "".join(f" {other.source[:14] + ' acc':>18} {'UAR':>6}" for other in also)
     print(f"{'model':38} {'accuracy':>8} {'UAR':>6} {'bytes':>8} {'ms/face':>8} {'speed':>6}{extra}")
     for name, r in rows.items():
         extra = f" {r['ferplus']['accuracy']:8.4f} {r['ferplus']['uar']:6.4f}" if relabel else ""
+        extra += "".join(f" {s['accuracy']:18.4f} {s['uar']:6.4f}" for s in r["also"].values())
         print(f"{name:38} {r['accuracy']:8.4f} {r['uar']:6.4f} {r['bytes']:8d} {r['median_ms']:8.4f} "
               f"{r['speedup_vs_peer']:5.2f}x{extra}")
     if relabel:
         print(f"FER+ columns: the same faces against the FER+ majority labels (n={int(relabel[1].sum())})")
+    for other in also:
+        print(f"{other.source}: n={len(other)}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "compare_peer.json").write_text(json.dumps(
         {"split": test.source, "n": len(test), "machine": machine, "rows": rows}, indent=2))
@@ -105,8 +123,16 @@ def main() -> None:
             if relabel:
                 contract.metrics["test"]["ferplus_labels"] = rows[name]["ferplus"] | {"votes": args.votes.name}
                 contract.metrics["peer"]["ferplus_labels"] = rows[peer_name]["ferplus"]
+            if also:
+                contract.metrics["other_sets"] = rows[name]["also"]
+                contract.metrics["peer"]["other_sets"] = rows[peer_name]["also"]
             write_contract(contract, sidecar_path(path))
     print(f"wrote {args.out / 'compare_peer.json'} and accuracy_vs_latency.png")
+
+
+def _scores(data, probs) -> dict:
+    report = classification_report(data.targets, probs, data.labels)
+    return {"accuracy": report["accuracy"], "uar": report["uar"], "n": report["n"]}
 
 
 def _plot(rows: dict[str, dict], path: Path, machine: str) -> None:

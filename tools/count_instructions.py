@@ -216,8 +216,8 @@ def measure_models(models: list[str], peer: Path | None, rounds: int, do_count: 
     for name in models:
         path = resolve(name)
         contract = load_contract(path)
-        rows[contract.name] = {"path": str(path), "task": contract.task, "bytes": contract.bytes,
-                               "macs": contract.macs}
+        key = contract.name if contract.name not in rows else str(path)  # e.g. a previous build, from elsewhere
+        rows[key] = {"path": str(path), "task": contract.task, "bytes": contract.bytes, "macs": contract.macs}
     peer_name = None
     if peer is not None:
         peer_name = "peer:" + peer.stem
