@@ -40,7 +40,7 @@ class ImageNetTeacher(nn.Module):
 
     def __init__(self, backbone: nn.Module, name: str, tta_flip: bool = True) -> None:
         super().__init__()
-        self.backbone = backbone.to(memory_format=torch.channels_last)  # ~1.6x faster training on x86 CPUs
+        self.backbone = backbone.to(memory_format=torch.channels_last)  # oneDNN convolutions run faster in it on x86
         self.name = name
         self.tta_flip = tta_flip
         mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0
