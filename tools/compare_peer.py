@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         report = classification_report(test.targets, probs, test.labels)
         key = contract.name if contract.name not in rows else str(path)  # e.g. a previous build, from elsewhere
         rows[key] = {"accuracy": report["accuracy"], "uar": report["uar"], "bytes": contract.bytes,
-                               "params": contract.params, "macs": contract.macs}
+                     "params": contract.params, "macs": contract.macs}
         if relabel:
             rows[key]["ferplus"] = ferplus_scores(probs)
         rows[key]["also"] = {other.source: _scores(other, Classifier(path).probabilities(other.images))
