@@ -131,7 +131,6 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="augmentation preset (compile/augment.py; default: the task's own)")
 
 
-
 def _data(args: argparse.Namespace) -> str | list[str]:
     """One --data path as itself, several as a mix (compile/data/mix.py)."""
     return args.data[0] if len(args.data) == 1 else args.data

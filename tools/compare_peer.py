@@ -63,14 +63,15 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.model or ["fer-student"]:
         path = resolve(name)
         contract = load_contract(path)
-        probs = Classifier(path).probabilities(test.images)
+        classifier = Classifier(path)
+        probs = classifier.probabilities(test.images)
         report = classification_report(test.targets, probs, test.labels)
         key = contract.name if contract.name not in rows else str(path)  # e.g. a previous build, from elsewhere
         rows[key] = {"accuracy": report["accuracy"], "uar": report["uar"], "bytes": contract.bytes,
                      "params": contract.params, "macs": contract.macs}
         if relabel:
             rows[key]["ferplus"] = ferplus_scores(probs)
-        rows[key]["also"] = {other.source: _scores(other, Classifier(path).probabilities(other.images))
+        rows[key]["also"] = {other.source: _scores(other, classifier.probabilities(other.images))
                              for other in also}
         paths[key] = str(path)
     peer_name = "peer:" + Path(args.peer).stem
