@@ -41,7 +41,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _cmd_bundle(args: argparse.Namespace) -> int:
-    from edgefer.compile.bundle import BundleError, build_bundle
+    from edgefer.compile.boards import BundleError
+    from edgefer.compile.bundle import build_bundle
 
     try:
         result = build_bundle(args.board, args.out, wheelhouse=args.wheelhouse, offline=args.offline,
@@ -56,7 +57,7 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def _cmd_flash(args: argparse.Namespace) -> int:
-    from edgefer.compile.bundle import BundleError
+    from edgefer.compile.boards import BundleError
     from edgefer.compile.deploy import DeployError, flash
 
     try:
@@ -69,7 +70,7 @@ def _cmd_flash(args: argparse.Namespace) -> int:
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
-    from edgefer.compile.bundle import BundleError
+    from edgefer.compile.boards import BundleError
     from edgefer.compile.deploy import DeployError, SshRunner, deploy
 
     runner = SshRunner(args.host, port=args.port, identity=args.identity)

@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
-from edgefer.compile.bundle import BundleError, build_bundle, get_board, read_manifest
+from edgefer.compile.boards import BundleError, get_board
+from edgefer.compile.bundle import build_bundle, read_manifest
 
 #: what the installer needs beyond the archive on the board (an unpacked copy plus the venv), as a multiple
 UNPACKED_FACTOR = 4

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edgefer.compile.bundle import BundleError, board_requirements, build_bundle, get_board, read_manifest
+from edgefer.compile.boards import BundleError, board_requirements, get_board
+from edgefer.compile.bundle import build_bundle, read_manifest
 from edgefer.compile.deploy import DeployError, check_bootfs, deploy, flash
 
 
@@ -22,7 +23,7 @@ def _fake_wheel(folder: Path, name: str, tag: str = "py3-none-any") -> None:
 
 @pytest.fixture(scope="module")
 def project_wheel(tmp_path_factory) -> Path:
-    from edgefer.compile.bundle import build_project_wheel
+    from edgefer.compile.boards import build_project_wheel
 
     return build_project_wheel(tmp_path_factory.mktemp("wheel"))
 
