@@ -9,6 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
 from fixtures import write_fer2013, write_ferplus, write_rafdb
 
 from edgefer.edge.contract import load_contract
@@ -50,3 +51,30 @@ def test_the_shipped_model_against_itself_brought_as_a_peer_scores_the_same_on_e
     assert (out / "accuracy_vs_latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "rafdb:val acc" in capsys.readouterr().out.replace(str(rafdb), "rafdb")
     assert resolve("fer-student").with_suffix(".json").read_bytes() == sidecar_before  # no --record: untouched
+
+
+def test_counted_instructions_are_matched_by_file_and_set_beside_the_peers(tmp_path, capsys):
+    fer = tmp_path / "fer2013.csv"
+    write_fer2013(fer, {"Training": 7, "PublicTest": 7, "PrivateTest": 14})
+    peer = tmp_path / "brought.tflite"
+    shutil.copy(resolve("fer-student"), peer)
+    # count_instructions' --json-out layout; the counts are made up, the matching by file is what is tested
+    counts = tmp_path / "count.json"
+    counts.write_text(json.dumps({"models": {
+        "fer-student": {"path": str(resolve("fer-student")), "counted": {"per_unit": 1_500_000.0}},
+        "peer:brought": {"path": str(peer), "counted": {"per_unit": 6_000_000.0}},
+        "not-compared": {"path": str(tmp_path / "other.tflite"), "counted": {"per_unit": 1.0}},
+        "timed-only": {"path": str(tmp_path / "timed.tflite"), "counted": None}}}))
+    out = tmp_path / "out"
+    _tool().main(["--data", str(fer), "--peer", str(peer), "--peer-convention", "raw48", "--rounds", "3",
+                  "--counts", str(counts), "--out", str(out)])
+    rows = json.loads((out / "compare_peer.json").read_text())["rows"]
+    assert rows["fer-student"]["instructions_per_face"] == 1_500_000.0
+    assert rows["fer-student"]["counted_vs_peer"] == 4.0 and rows["peer:brought"]["counted_vs_peer"] == 1.0
+    assert "M instr" in capsys.readouterr().out
+    assert (out / "accuracy_vs_latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    counts.write_text("{}")
+    with pytest.raises(SystemExit, match=r"count\.json: not a tools/count_instructions\.py --json-out file"):
+        _tool().main(["--data", str(fer), "--peer", str(peer), "--peer-convention", "raw48", "--rounds", "3",
+                      "--counts", str(counts), "--out", str(out)])

@@ -64,10 +64,11 @@ ship_if_floor_met() {  # TAG SELECTION_JSON RUN...: the chosen run to int8 in $R
         python tools/compare_peer.py --data "$FER" --peer "$FER_TFLITE" --votes "$(dirname "$FER")/fer2013new.csv" \
             --also "$RAF" --record
     fi
-    python tools/compare_peer.py --data "$FER" --peer "$FER_TFLITE" --model $candidate \
-        --model fer-student --votes "$(dirname "$FER")/fer2013new.csv" --also "$RAF" --out $R/compare-candidate$tag
-    python tools/count_instructions.py --model $candidate --peer "$FER_TFLITE" --parts models \
+    python tools/count_instructions.py --model $candidate --model fer-student --peer "$FER_TFLITE" --parts models \
         --json-out $R/count-candidate$tag.json
+    python tools/compare_peer.py --data "$FER" --peer "$FER_TFLITE" --model $candidate --model fer-student \
+        --votes "$(dirname "$FER")/fer2013new.csv" --also "$RAF" --counts $R/count-candidate$tag.json \
+        --out $R/compare-candidate$tag
     python tools/expression_robustness.py --data "$FER" --peer "$FER_TFLITE" --model $candidate \
         --model fer-student --out $R/robust-candidate$tag
 }
