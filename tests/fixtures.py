@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import csv
 import gzip
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
 
 from edgefer.compile.data import FER_LABELS, FERPLUS_COLUMNS, FERPLUS_TO_FER
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+def load_tool(name: str) -> ModuleType:
+    """A script under tools/ (not a package) imported as a module; registered in sys.modules first, since a
+    dataclass defined in it looks its module up there."""
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def synthetic_face(label: int, rng: np.random.Generator, size: int = 48) -> np.ndarray:

@@ -3,27 +3,16 @@ set's validation split (``--also``, RAF-DB's slice), each side reading the other
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
-from fixtures import write_fer2013, write_ferplus, write_rafdb
+from fixtures import load_tool, write_fer2013, write_ferplus, write_rafdb
 
 from edgefer.edge.contract import load_contract
 from edgefer.edge.models import resolve
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("compare_peer", ROOT / "tools" / "compare_peer.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+compare_peer = load_tool("compare_peer")
 
 
 def test_the_shipped_model_against_itself_brought_as_a_peer_scores_the_same_on_every_set(tmp_path, capsys):
@@ -38,7 +27,7 @@ def test_the_shipped_model_against_itself_brought_as_a_peer_scores_the_same_on_e
     shutil.copy(resolve("fer-student"), peer)
     sidecar_before = resolve("fer-student").with_suffix(".json").read_bytes()
     out = tmp_path / "out"
-    _tool().main(["--data", str(fer), "--peer", str(peer), "--peer-convention", "raw48", "--also", str(rafdb),
+    compare_peer.main(["--data", str(fer), "--peer", str(peer), "--peer-convention", "raw48", "--also", str(rafdb),
                   "--votes", str(tmp_path / "fer2013new.csv"), "--rounds", "3", "--out", str(out)])
     result = json.loads((out / "compare_peer.json").read_text())
     assert result["n"] == 21 and result["split"].endswith(":PrivateTest")
@@ -66,7 +55,7 @@ def test_counted_instructions_are_matched_by_file_and_set_beside_the_peers(tmp_p
         "not-compared": {"path": str(tmp_path / "other.tflite"), "counted": {"per_unit": 1.0}},
         "timed-only": {"path": str(tmp_path / "timed.tflite"), "counted": None}}}))
     out = tmp_path / "out"
-    _tool().main(["--data", str(fer), "--peer", str(peer), "--peer-convention", "raw48", "--rounds", "3",
+    compare_peer.main(["--data", str(fer), "--peer", str(peer), "--peer-convention", "raw48", "--rounds", "3",
                   "--counts", str(counts), "--out", str(out)])
     rows = json.loads((out / "compare_peer.json").read_text())["rows"]
     assert rows["fer-student"]["instructions_per_face"] == 1_500_000.0
@@ -76,5 +65,5 @@ def test_counted_instructions_are_matched_by_file_and_set_beside_the_peers(tmp_p
 
     counts.write_text("{}")
     with pytest.raises(SystemExit, match=r"count\.json: not a tools/count_instructions\.py --json-out file"):
-        _tool().main(["--data", str(fer), "--peer", str(peer), "--peer-convention", "raw48", "--rounds", "3",
+        compare_peer.main(["--data", str(fer), "--peer", str(peer), "--peer-convention", "raw48", "--rounds", "3",
                       "--counts", str(counts), "--out", str(out)])

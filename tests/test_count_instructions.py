@@ -3,25 +3,18 @@ valgrind is installed) real counts of a shell loop. No timing is asserted."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fixtures import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "count_instructions.py"
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("count_instructions", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ci = _tool()
+ci = load_tool("count_instructions")
 
 HEADER = "# callgrind format\nversion: 1\ncreator: callgrind-3.19.0\npid: 7\ncmd:  python x.py\npart: 1\n\n"
 

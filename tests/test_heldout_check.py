@@ -4,35 +4,21 @@ and photos mode on our side with the peer's column marked missing (no fer packag
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from fixtures import synthetic_face, write_image_folder, write_rafdb
+from fixtures import load_tool, synthetic_face, write_image_folder, write_rafdb
 
 from edgefer.compile.data import FER_LABELS, DataError, read_class_folder
 from edgefer.compile.heldout import label_index, overall, photo_report, same_source, verdict
 from edgefer.edge.models import resolve
 from edgefer.edge.samples import sample_image_path
 
-ROOT = Path(__file__).resolve().parents[1]
-TOOL = ROOT / "tools" / "heldout_check.py"
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("heldout_check", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks its module up
-    spec.loader.exec_module(module)
-    return module
-
-
-hc = _tool()
+hc = load_tool("heldout_check")
 
 #: Folder names as other sets spell them (FER2013 order), plus a class our models lack.
 ALIASES = ("anger", "disgusted", "fearful", "happiness", "sadness", "surprised", "neutral")

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from fixtures import write_eye_folder, write_fer2013, write_rafdb
+from fixtures import load_tool, write_eye_folder, write_fer2013, write_rafdb
 
 from edgefer.compile import steps
 from edgefer.compile.data import MIX_ROW_STRIDE, DataError, dataset_info, load_dataset, source_of_rows
@@ -114,13 +114,7 @@ def test_ferplus_votes_in_a_mix_label_the_fer_rows_only(mix, tmp_path):
 
 
 def test_select_student_scores_each_validation_set_on_its_own(mix, tmp_path):
-    import importlib.util
-    from pathlib import Path
-
-    tool = Path(__file__).resolve().parents[1] / "tools" / "select_student.py"
-    spec = importlib.util.spec_from_file_location("select_student", tool)
-    select_student = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(select_student)
+    select_student = load_tool("select_student")
     runs = []
     for seed in (0, 1):
         steps.distill(mix, tmp_path / f"run{seed}", arch="micro", cfg=TrainConfig(**{**FAST, "seed": seed}))

@@ -3,29 +3,20 @@ splits of FER2013 and RAF-DB; the declared rule picks one and its soft labels go
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from fixtures import write_fer2013, write_rafdb
+from fixtures import load_tool, write_fer2013, write_rafdb
 
 from edgefer.compile import steps, teacher
 from edgefer.compile.data import load_dataset
 from edgefer.compile.train import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(lr=0.05, threads=1, batch_size=32, epochs=1, max_steps_per_epoch=3, alpha=0.0)
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("teacher_ensemble", ROOT / "tools" / "teacher_ensemble.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+teacher_ensemble = load_tool("teacher_ensemble")
 
 
 def test_two_teachers_and_their_mean_are_scored_and_the_rules_pick_is_written(tmp_path, capsys):
@@ -41,7 +32,7 @@ def test_two_teachers_and_their_mean_are_scored_and_the_rules_pick_is_written(tm
     argv = [str(fer), "--also", mix[1], "--out", str(out), "--json-out", str(report), "--threads", "1"]
     for name, size in members.items():
         argv += ["--member", str(tmp_path / name / "soft_labels.npz"), str(size)]
-    assert _tool().main(argv) == 0
+    assert teacher_ensemble.main(argv) == 0
 
     result = json.loads(report.read_text())
     assert list(result["candidates"]) == ["a", "b", "a+b"]
@@ -69,4 +60,4 @@ def test_a_member_without_its_trained_net_is_named(tmp_path):
     lonely.parent.mkdir()
     lonely.write_bytes(b"")
     with pytest.raises(FileNotFoundError, match=r"soft_labels\.npz: no trained net beside it"):
-        _tool().checkpoint_of(lonely)
+        teacher_ensemble.checkpoint_of(lonely)
