@@ -1,0 +1,21 @@
+"""The step-by-step build scripts under tools/ (long runs, started by hand and resumed across sessions): they must
+at least parse, and every tools/ script they call must exist, or a run fails hours in."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+SCRIPTS = sorted(TOOLS.glob("*.sh"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_a_build_script_parses_and_calls_only_tools_that_exist(script):
+    done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    called = set(re.findall(r"tools/([\w-]+\.(?:py|sh))", script.read_text()))
+    assert {name for name in called if not (TOOLS / name).is_file()} == set()
