@@ -116,4 +116,6 @@ round2() {
     python tools/compare_runs.py "$FER" $R/{r2-kd,r2-hard}{,-pruned,-pruned-la} --also "$RAF" \
         --votes "$(dirname "$FER")/fer2013new.csv"
 }
-round${4:-2}
+# One line with its exit: bash reads a script as it runs it, so this way an edit to the file while a round runs
+# (hours) cannot be read into the running shell.
+round${4:-2}; exit
