@@ -154,12 +154,11 @@ def _read_counts(count_files: list[Path]) -> dict[Path, float]:
     by_file: dict[Path, float] = {}
     for count_file in count_files:
         try:
-            models = json.loads(count_file.read_text())["models"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise SystemExit(f"{count_file}: not a tools/count_instructions.py --json-out file ({exc})") from None
-        for entry in models.values():
-            if entry.get("counted"):
-                by_file[Path(entry["path"]).resolve()] = entry["counted"]["per_unit"]
+            for entry in json.loads(count_file.read_text())["models"].values():
+                if entry.get("counted"):
+                    by_file[Path(entry["path"]).resolve()] = float(entry["counted"]["per_unit"])
+        except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise SystemExit(f"{count_file}: not a tools/count_instructions.py --json-out file ({exc!r})") from None
     return by_file
 
 
