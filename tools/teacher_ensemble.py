@@ -27,7 +27,7 @@ import torch
 from edgefer.compile import teacher
 from edgefer.compile.data import dataset_info, load_dataset
 from edgefer.compile.evaluate import classification_report
-from edgefer.compile.train import predict_logits
+from edgefer.compile.steps import teacher_probabilities
 
 
 def checkpoint_of(soft_labels: Path) -> Path:
@@ -37,10 +37,6 @@ def checkpoint_of(soft_labels: Path) -> Path:
         raise FileNotFoundError(f"{soft_labels}: no trained net beside it (expected {path}); only a teacher trained "
                                 "with 'edgefer teacher --train' can be scored here")
     return path
-
-
-def _probabilities(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
-    return torch.softmax(torch.from_numpy(predict_logits(model, images)), 1).numpy()
 
 
 def score(members: list[tuple[Path, int]], data: str, also: list[str]) -> dict:
@@ -59,7 +55,7 @@ def score(members: list[tuple[Path, int]], data: str, also: list[str]) -> dict:
         member_probs = []
         for net, (_, size) in zip(nets, members, strict=True):
             split_data = load_dataset(path, split, size)
-            member_probs.append(_probabilities(net, split_data.images))
+            member_probs.append(teacher_probabilities(net, split_data.images))
         targets, labels, source = split_data.targets, split_data.labels, split_data.source
         candidate_probs = member_probs + ([np.mean(member_probs, axis=0)] if len(members) > 1 else [])
         for name, probs in zip(candidates, candidate_probs, strict=True):
