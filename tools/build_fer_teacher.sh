@@ -17,6 +17,8 @@
 # validation accuracy (flip-averaged). PrivateTest is looked at only after the choice. The bar:
 # PrivateTest >= 0.72, RAF-DB validation >= 0.85.
 set -euo pipefail
+# One brace group, parsed whole before it runs: the script can be edited while a run is in progress.
+{
 FER=${1:?usage: $0 FER_CSV RAFDB_DIR}
 RAF=${2:?usage: $0 FER_CSV RAFDB_DIR}
 R=${RUNS:-runs}
@@ -37,3 +39,5 @@ teacher teacher-effl0-96 96 1 20
 [ -f $R/teacher-chosen.soft_labels.npz ] || python tools/teacher_ensemble.py "$FER" --also "$RAF" \
     --member $R/teacher-effl0-80/soft_labels.npz 80 --member $R/teacher-effl0-96/soft_labels.npz 96 \
     --out $R/teacher-chosen.soft_labels.npz --json-out $R/teacher-choice.json --threads ${THREADS:-2}
+exit
+}
