@@ -22,8 +22,10 @@ from edgefer.compile.evaluate import classification_report
 #: rare classes up with ``--class-balance``, which may overshoot), positive ones towards the rare classes.
 TAU_GRID: tuple[float, ...] = tuple(round(t, 2) + 0.0 for t in np.arange(-0.5, 1.5001, 0.05))
 
-#: The declared selection rule, written into sidecars and summaries so a reader knows how a model was chosen.
-SELECTION_RULE = "highest mean of accuracy and UAR on the validation split (FER2013: PublicTest)"
+#: The declared selection rule, written into sidecars and summaries so a reader knows how a model was chosen. The
+#: split is named beside it where it is applied (FER2013 alone: PublicTest; a mix: each source's own, pooled for
+#: tau, averaged per set by tools/select_student.py).
+SELECTION_RULE = "highest mean of accuracy and UAR on the validation split"
 
 
 def selection_score(accuracy: float, uar: float) -> float:

@@ -175,7 +175,8 @@ def _cmd_balance(args: argparse.Namespace) -> int:
     summary = steps.balance(_data(args), args.model, args.out, tau=args.tau, task=args.task)
     b, a = summary["val_before"], summary["val_after"]
     print(f"tau {summary['tau']:+.2f}, chosen by: {summary['chosen_by']}\n"
-          f"validation accuracy {b['accuracy']:.4f} -> {a['accuracy']:.4f}, UAR {b['uar']:.4f} -> {a['uar']:.4f}\n"
+          f"validation ({summary['validation']}) accuracy {b['accuracy']:.4f} -> {a['accuracy']:.4f}, "
+          f"UAR {b['uar']:.4f} -> {a['uar']:.4f}\n"
           f"wrote {Path(args.out) / 'best.pt'}")
     return 0
 

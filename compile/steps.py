@@ -212,7 +212,7 @@ def balance(data: DataSpec, model_path: str | Path, out_dir: str | Path, *, tau:
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(model, out_dir / "best.pt")
     summary = {"step": "logit-adjustment", "source": str(model_path), "tau": chosen["tau"],
-               "chosen_by": "given" if tau is not None else bal.SELECTION_RULE,
+               "chosen_by": "given" if tau is not None else bal.SELECTION_RULE, "validation": val.source,
                "log_prior": [float(v) for v in prior], "labels": list(train.labels),
                "val_before": {k: before[k] for k in ("accuracy", "uar", "score")},
                "val_after": {k: chosen[k] for k in ("accuracy", "uar", "score")},

@@ -59,6 +59,7 @@ def test_balance_step_writes_an_adjusted_model_chosen_on_validation(fer_files, t
     summary = steps.balance(data, tmp_path / "student" / "best.pt", tmp_path / "balanced")
     assert summary["tau"] in balance.TAU_GRID
     assert summary["chosen_by"] == balance.SELECTION_RULE
+    assert summary["validation"].endswith(":PublicTest")  # the split the rule looked at, by name
     assert summary["val_after"]["score"] >= summary["val_before"]["score"]
     assert json.loads((tmp_path / "balanced" / "summary.json").read_text())["source"].endswith("best.pt")
     from edgefer.compile.data import load_dataset
