@@ -126,3 +126,5 @@ def test_select_student_scores_each_validation_set_on_its_own(mix, tmp_path):
         assert row["accuracy"] == row["per_set"]["fer2013.csv:PublicTest"]["accuracy"]
     assert result["chosen"] == max(result["candidates"], key=lambda r: r["score"])["run"]
     assert "averaged over" in result["rule"]
+    alone = select_student.select(mix[0], runs)  # one set: the rule names its validation split
+    assert alone["rule"].endswith("(fer2013.csv:PublicTest)") and alone["split"] == "fer2013.csv:PublicTest"

@@ -45,7 +45,8 @@ def select(data: str, runs: list[Path], incumbent: Path | None = None, margin: f
         rows.append({"run": str(run), "accuracy": first["accuracy"], "uar": first["uar"],
                      "score": sum(v["score"] for v in per_set.values()) / len(per_set), "per_set": per_set})
     chosen = choose_run(rows, str(incumbent) if incumbent else None, margin)
-    rule = SELECTION_RULE + (f", averaged over {', '.join(v.source for _, v in sets)}" if also else "") + \
+    rule = SELECTION_RULE + (f", averaged over {', '.join(v.source for _, v in sets)}" if also
+                            else f" ({sets[0][1].source})") + \
         (f"; the incumbent {incumbent} stays unless beaten by more than {margin}" if incumbent else "")
     return {"rule": rule, "split": "+".join(v.source for _, v in sets), "candidates": rows, "chosen": chosen["run"]}
 
